@@ -1,0 +1,48 @@
+# Comity — `make run` starts a local three-node federation; `make test` runs every test.
+# Only Python 3.11+ and make are needed; everything else is installed here.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= comity-demo
+
+.PHONY: setup run check-demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Start the local federation (three nodes on loopback) and keep it running.
+run: setup
+	$(BIN)/comity demo --dir $(DEMO_DIR)
+
+## Run the demo scenario once, verify every step, print JSON.
+check-demo: setup
+	$(BIN)/comity demo --check
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+## The whole suite: lint, types, and tests on SQLite and PostgreSQL.
+test: setup
+	@scripts/ensure-postgres.sh >/dev/null
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m bench.federation
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)

@@ -1,0 +1,61 @@
+"""The ASGI application of a node: ``/api``, ``/federation/``, ``/healthz``, ``/openapi.json``.
+
+``create_app(node)`` builds the app around an opened :class:`~comity.node.Node`;
+with ``deliver=True`` its lifespan also runs the delivery workers, so one
+``comity node serve`` process both answers peers and delivers to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+from starlette.responses import Response
+
+import comity
+from comity.agreements.api import router as agreements_router
+from comity.federation.api import api_router as messages_router
+from comity.federation.api import peer_router
+from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
+from comity.identity.api import router as identity_router
+from comity.node import Node
+
+__all__ = ["create_app"]
+
+
+def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
+    """Build the node's ASGI app."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service = node.delivery_service() if deliver else None
+        if service is not None:
+            service.start()
+        try:
+            yield
+        finally:
+            if service is not None:
+                service.stop()
+
+    app = FastAPI(title="Comity node", version=comity.__version__, lifespan=lifespan,
+                  openapi_url="/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app.state.node = node
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, prefix="/api",
+                       limit=node.settings.max_api_body_bytes)
+    app.include_router(identity_router)
+    app.include_router(agreements_router)
+    app.include_router(messages_router)
+    app.include_router(peer_router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database check")
+    def healthz(request: Request) -> Response:
+        n = get_node(request)
+        with n.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return json_response({"status": "ok", "node_id": n.local.node_id,
+                              "serial": n.local.serial, "version": comity.__version__})
+
+    return app

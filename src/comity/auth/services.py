@@ -1,0 +1,48 @@
+"""Issue and check API tokens.
+
+A token is 32 random bytes (base64url) shown once; only its SHA-256 is stored,
+so a copy of the database does not let anyone call the API. Comparison is by
+hash lookup, which does not leak the token through timing.
+
+Trust assumptions: whoever holds a token is a trusted operator of this node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy.orm import Session
+
+from comity.auth.models import ApiToken
+from comity.clock import Clock
+from comity.problems import Problem
+
+__all__ = ["InvalidTokenError", "check_token", "issue_token"]
+
+
+class InvalidTokenError(Problem):
+    slug = "unauthorized"
+    status = 401
+    title = "Missing or invalid API token"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, *, name: str, clock: Clock) -> str:
+    """Create a token; returns its only plain-text copy."""
+    token = secrets.token_urlsafe(32)
+    session.add(ApiToken(token_hash=_hash(token), name=name, created_at=clock.now()))
+    return token
+
+
+def check_token(session: Session, token: str | None) -> ApiToken:
+    """Raises: InvalidTokenError if ``token`` is missing or unknown."""
+    if not token:
+        raise InvalidTokenError("send `Authorization: Bearer <token>`")
+    row = session.get(ApiToken, _hash(token))
+    if row is None:
+        raise InvalidTokenError("unknown API token")
+    return row

@@ -1,0 +1,80 @@
+"""The node's settings: one typed, immutable object, read once at start-up.
+
+Settings come from ``COMITY_*`` environment variables (and explicit keyword
+arguments, which win), are validated by pydantic, and are then passed
+explicitly to whatever needs them; there are no module-level globals. Defaults
+are the safe ones: strict freshness windows, bounded bodies, durable SQLite
+commits.
+
+Example::
+
+    settings = Settings(data_dir=Path("/var/lib/comity"))
+    settings.database_url   # 'sqlite:////var/lib/comity/comity.db'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything a node needs to know about its own deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="COMITY_", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(description="Directory holding keys, node card and the SQLite file.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite in the data directory.",
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="FULL survives power loss; NORMAL survives process crashes only.",
+    )
+    clock_skew_seconds: int = Field(default=300, ge=1, le=3600)
+    message_max_age_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="How old a message's creation time may be when it arrives.",
+    )
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)
+    max_delivery_bytes: int = Field(default=16 << 20, ge=4096)
+    max_api_body_bytes: int = Field(default=8 << 20, ge=4096)
+    delivery_batch_size: int = Field(default=256, ge=1, le=4096)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    delivery_timeout_seconds: float = Field(default=30.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    instance_id: str = Field(
+        default="",
+        max_length=64,
+        description="Delivery worker identity; set a distinct one per process on PostgreSQL.",
+    )
+    host: str | None = Field(default=None, description="Bind address; default from the card URL.")
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("retry_max_seconds must be at least retry_base_seconds")
+        if self.max_delivery_bytes < self.max_message_bytes:
+            raise ValueError("max_delivery_bytes must be at least max_message_bytes")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'comity.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the node's private keys live (mode 0700)."""
+        return self.data_dir / "keys"

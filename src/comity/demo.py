@@ -1,0 +1,345 @@
+"""``comity demo``: a local federation of three nodes, set up and exercised end to end.
+
+Three participants of different kinds and jurisdictions each get a data
+directory, a SQLite database and a server process on loopback. The scenario
+exchanges their cards, signs one bilateral and one trilateral agreement over
+the federation, and exchanges signed messages, checking every step.
+
+``comity demo --dir DIR`` leaves the federation running (and on a second run
+restarts the same nodes); ``comity demo --check`` runs the scenario in a
+temporary directory, prints one JSON object as its last line, and exits 1
+naming the first failing step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+__all__ = ["Federation", "demo"]
+
+PARTICIPANTS: list[dict[str, Any]] = [
+    {"key": "fr-moj", "name": "Ministère de la Justice — Bureau de l'entraide pénale",
+     "kind": "central-authority", "jurisdiction": "FR", "languages": ["fr", "en"]},
+    {"key": "ke-poc", "name": "Kenya 24/7 Cybercrime Point of Contact",
+     "kind": "point-of-contact-24-7", "jurisdiction": "KE", "languages": ["en", "sw"]},
+    {"key": "cn-cert", "name": "国家计算机网络应急技术处理协调中心 (National CERT)",
+     "kind": "cert", "jurisdiction": "CN", "languages": ["zh", "en"]},
+]
+
+SCOPE = {
+    "request_types": ["expedited-preservation", "subscriber-information",
+                      "mla-stored-data", "spontaneous-information"],
+    "offence_categories": ["illegal-access", "computer-related-fraud", "csam"],
+    "data_categories": ["subscriber", "traffic", "content"],
+    "collections": [{"name": "indicators", "tlp_ceiling": "amber"}],
+    "default_deadlines": {"expedited-preservation": 1, "subscriber-information": 30},
+    "languages": ["en", "fr", "zh"],
+}
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+        self.detail = detail
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class DemoNode:
+    key: str
+    data_dir: Path
+    url: str
+    token: str = ""
+    node_id: str = ""
+    name: str = ""
+    process: subprocess.Popen[bytes] | None = None
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(trust_env=False,
+                                                                      timeout=30))
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self.client.request(method, f"{self.url}{path}",
+                                   headers={"authorization": f"Bearer {self.token}"}, **kw)
+        if resp.status_code >= 400:
+            raise StepFailed(f"{self.key} {method} {path}", resp.text[:500])
+        return resp.json()
+
+
+def _comity(*args: str) -> list[str]:
+    return [sys.executable, "-m", "comity", *args]
+
+
+class Federation:
+    """Three demo nodes as child processes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.nodes: list[DemoNode] = []
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for p in PARTICIPANTS:
+            url = f"http://127.0.0.1:{free_port()}"
+            node = DemoNode(key=p["key"], data_dir=self.root / p["key"], url=url)
+            cmd = _comity("node", "init", "--data-dir", str(node.data_dir), "--name", p["name"],
+                          "--kind", p["kind"], "--jurisdiction", p["jurisdiction"], "--url", url)
+            for lang in p["languages"]:
+                cmd += ["--language", lang]
+            subprocess.run(cmd, check=True, capture_output=True)  # noqa: S603 (our own CLI)
+            self.nodes.append(node)
+
+    def load(self) -> None:
+        doc = json.loads((self.root / "federation.json").read_text())
+        for n in doc["nodes"]:
+            self.nodes.append(DemoNode(key=n["key"], data_dir=Path(n["data_dir"]), url=n["url"],
+                                       node_id=n["node_id"], name=n["name"]))
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.token = (node.data_dir / "admin.token").read_text().strip()
+            log = (node.data_dir / "server.log").open("ab")
+            node.process = subprocess.Popen(  # noqa: S603 (our own CLI)
+                _comity("node", "serve", "--data-dir", str(node.data_dir)),
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        for node in self.nodes:
+            wait_for(f"{node.key} starts", partial(_healthy, node), timeout=60)
+            health = node.client.get(f"{node.url}/healthz").json()
+            node.node_id = health["node_id"]
+            node.name = node.api("GET", "/api/node")["name"]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
+        for node in self.nodes:
+            if node.process is not None:
+                try:
+                    node.process.wait(20)
+                except subprocess.TimeoutExpired:
+                    node.process.kill()
+            node.client.close()
+
+    def write_manifest(self) -> Path:
+        path = self.root / "federation.json"
+        doc = {"nodes": [{"key": n.key, "name": n.name, "node_id": n.node_id,
+                          "data_dir": str(n.data_dir), "url": n.url, "api": f"{n.url}/api",
+                          "openapi": f"{n.url}/openapi.json", "token": n.token}
+                         for n in self.nodes]}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        return path
+
+
+def _healthy(node: DemoNode) -> bool:
+    if node.process is not None and node.process.poll() is not None:
+        raise StepFailed(f"{node.key} starts", f"server exited; see {node.data_dir}/server.log")
+    try:
+        return node.client.get(f"{node.url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(step: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise StepFailed(step, f"not done after {timeout:.0f} s")
+
+
+def _status(node: DemoNode, agreement_id: str) -> str | None:
+    resp = node.client.get(f"{node.url}/api/agreements/{agreement_id}",
+                           headers={"authorization": f"Bearer {node.token}"})
+    return str(resp.json()["status"]) if resp.status_code == 200 else None
+
+
+def _has_status(node: DemoNode, agreement_id: str, status: str) -> bool:
+    return _status(node, agreement_id) == status
+
+
+def _delivered(node: DemoNode, message_id: str) -> bool:
+    return bool(node.api("GET", f"/api/messages/{message_id}")["status"] == "delivered")
+
+
+def sign_agreement(fed: Federation, proposer: DemoNode, others: list[DemoNode],
+                   title: str, step: str) -> str:
+    """Draft at ``proposer``, propose, have every other party sign; wait for all in force."""
+    draft = proposer.api("POST", "/api/agreements", json={
+        "title": title, "parties": [o.node_id for o in others], "scope": SCOPE})
+    aid = draft["id"]
+    proposer.api("POST", f"/api/agreements/{aid}/propose")
+    for other in others:
+        wait_for(f"{step}: proposal reaches {other.key}",
+                 partial(_has_status, other, aid, "proposed"))
+        other.api("POST", f"/api/agreements/{aid}/sign")
+    for node in [proposer, *others]:
+        wait_for(f"{step}: in force at {node.key}", partial(_has_status, node, aid, "in_force"))
+    return str(aid)
+
+
+def run_scenario(fed: Federation, report: dict[str, Any],
+                 progress: Callable[[str], None]) -> None:
+    fr, ke, cn = fed.nodes
+    progress("exchanging node cards")
+    for node in fed.nodes:
+        chain = node.client.get(f"{node.url}/federation/cards").json()
+        for other in fed.nodes:
+            if other is not node:
+                other.api("POST", "/api/peers", json=chain)
+    for node in fed.nodes:
+        if len(node.api("GET", "/api/peers")) != 2:
+            raise StepFailed("exchange cards", f"{node.key} does not know both peers")
+    report["peers_per_node"] = 2
+    progress("signing the bilateral agreement (FR–KE)")
+    bilateral = sign_agreement(fed, fr, [ke], "FR–KE cooperation on cybercrime", "bilateral")
+    progress("signing the trilateral agreement (FR–KE–CN)")
+    trilateral = sign_agreement(fed, ke, [fr, cn], "Tripartite framework on Internet security",
+                                "trilateral")
+    report["agreements"] = {"bilateral": bilateral, "trilateral": trilateral}
+    report["agreements_in_force"] = sum(
+        1 for aid in (bilateral, trilateral)
+        if all(_status(n, aid) == "in_force" for n in fed.nodes
+               if aid == trilateral or n is not cn))
+    progress("exchanging signed messages")
+    plan = [(fr, ke, bilateral, "fr", "Demande de conservation rapide"),
+            (ke, cn, trilateral, "en", "Indicators of an ongoing intrusion"),
+            (cn, fr, trilateral, "zh", "关于网络攻击的通报")]
+    sent: list[tuple[DemoNode, str]] = []
+    for sender, to, aid, lang, subject in plan:
+        for i in range(5):
+            m = sender.api("POST", "/api/messages", json={
+                "to": to.node_id, "agreement": aid, "type": "correspondence",
+                "body": {"subject": f"{subject} ({i + 1})", "text": f"Message {i + 1}",
+                         "language": lang}})
+            sent.append((sender, m["id"]))
+    for sender, mid in sent:
+        wait_for("messages delivered", partial(_delivered, sender, mid))
+    for sender, mid in sent:
+        m = sender.api("GET", f"/api/messages/{mid}")
+        if not m["receipt"] or not any(e["id"] == mid for e in m["receipt"]["entries"]):
+            raise StepFailed("receipts", f"message {mid} has no receipt naming it")
+    report["messages_delivered"] = len(sent)
+    # Deny by default, at the border, before anything is queued.
+    refusals = [
+        (cn, fr, bilateral, {}, "no-agreement"),
+        (fr, ke, bilateral, {"request_type": "joint-investigation"}, "out-of-scope"),
+    ]
+    for sender, to, aid, extra, expected in refusals:
+        resp = sender.client.post(
+            f"{sender.url}/api/messages", headers={"authorization": f"Bearer {sender.token}"},
+            json={"to": to.node_id, "agreement": aid, "type": "correspondence",
+                  "body": {"subject": "x", "text": "x", "language": "en", **extra}})
+        if resp.status_code != 403 or not resp.json()["type"].endswith(expected):
+            raise StepFailed(f"refused: {expected}", f"got HTTP {resp.status_code} {resp.text}")
+    report["refused_at_border"] = [r[-1] for r in refusals]
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _print_banner(fed: Federation, manifest: Path) -> None:
+    print("\nComity demo federation is running. Open:")
+    for n in fed.nodes:
+        print(f"  {n.name}\n    API docs: {n.url}/api/docs   node id {n.node_id}")
+    print(f"Tokens and URLs: {manifest}")
+    print("Try:  comity agreement list --data-dir " + str(fed.nodes[0].data_dir))
+    print("Stop with Ctrl-C.", flush=True)
+
+
+def demo(
+    dir: Annotated[Path, typer.Option("--dir", help="Where the demo nodes live.")]
+    = Path("comity-demo"),
+    check: Annotated[bool, typer.Option(help="Run the scenario once in a temporary directory, "
+                                              "verify every step, print JSON and exit.")] = False,
+) -> None:
+    """Run a local federation of three nodes (what `make run` starts)."""
+    with _signals_raise():
+        if check:
+            with tempfile.TemporaryDirectory(prefix="comity-demo-") as tmp:
+                ok = _check(Path(tmp))
+            raise typer.Exit(0 if ok else 1)
+        _run(dir)
+
+
+def _check(root: Path) -> bool:
+    fed = Federation(root)
+    report: dict[str, Any] = {"ok": False, "nodes": 0}
+    step = "create nodes"
+    try:
+        fed.create()
+        step = "start nodes"
+        fed.start()
+        report["nodes"] = len(fed.nodes)
+        fed.write_manifest()
+        step = "scenario"
+        run_scenario(fed, report, lambda s: print(f"- {s}", file=sys.stderr))
+        report["ok"] = True
+    except StepFailed as e:
+        report.update(failed_step=e.step, error=e.detail)
+    except Exception as e:
+        report.update(failed_step=step, error=f"{type(e).__name__}: {e}")
+    finally:
+        fed.stop()
+    print(json.dumps(report, ensure_ascii=False))
+    return bool(report["ok"])
+
+
+def _run(root: Path) -> None:
+    fed = Federation(root)
+    fresh = not (root / "federation.json").exists()
+    try:
+        if fresh:
+            print(f"Creating three nodes in {root} ...", flush=True)
+            fed.create()
+        else:
+            print(f"Restarting the demo nodes in {root} ...", flush=True)
+            fed.load()
+        fed.start()
+        manifest = fed.write_manifest()
+        if fresh:
+            report: dict[str, Any] = {}
+            run_scenario(fed, report, lambda s: print(f"- {s}", flush=True))
+        _print_banner(fed, manifest)
+        while all(n.process is not None and n.process.poll() is None for n in fed.nodes):
+            time.sleep(0.5)
+        print("A node stopped; shutting the demo down.", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nShutting down ...", flush=True)
+    except StepFailed as e:
+        print(f"demo step failed: {e}", file=sys.stderr)
+        raise typer.Exit(1) from e
+    finally:
+        fed.stop()

@@ -1,0 +1,534 @@
+"""The federation: durable sending and idempotent, all-checks receiving.
+
+Sending (:meth:`Federation.send`) authorises the exchange, signs the message
+and writes it to the outbox inside the caller's transaction, so the business
+change and the promise to deliver it commit or vanish together. The delivery
+worker (:mod:`comity.federation.delivery`) later calls
+:meth:`Federation.deliver_batch`, which POSTs the oldest pending messages of
+one peer in order and stores the receipts the peer signs.
+
+Receiving (:meth:`Federation.receive`) checks, in order: size, JSON, delivery
+structure, recipient, sender's card, delivery freshness and signature; then
+for each message its signature, replay, freshness, type, body and agreement
+scope. Accepted messages, what receiving them changes, and the signed receipt
+are stored in one transaction; a message seen before with the same hash gets
+its original receipt back, with different content a specific error. A
+rejection stores nothing for that message.
+
+Trust assumptions: everything arriving over HTTP is untrusted until verified
+here; the local database and identity are trusted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from comity.agreements.services import authorize
+from comity.clock import Clock, format_ts
+from comity.config import Settings
+from comity.db import session_scope
+from comity.federation.envelope import (
+    Message,
+    check_freshness,
+    new_message_id,
+    parse_delivery,
+    parse_message,
+    parse_receipt,
+    receipt_serial,
+    resign,
+    seal_delivery,
+    seal_message,
+    seal_receipt,
+)
+from comity.federation.errors import (
+    BadSignatureError,
+    MalformedJSONError,
+    MalformedMessageError,
+    PayloadTooLargeError,
+    PeerDataError,
+    ReplayedMessageError,
+    StaleCardError,
+    TransportError,
+    WrongRecipientError,
+)
+from comity.federation.models import (
+    HeldReceipt,
+    InboxMessage,
+    IssuedReceipt,
+    OutboxMessage,
+)
+from comity.federation.registry import MessageTypes, ReceiveContext
+from comity.hazmat import canonical
+from comity.hazmat.keys import VerifyKey
+from comity.identity.errors import CardError, UnknownPeerError
+from comity.identity.models import Peer, PeerCard
+from comity.identity.services import (
+    IdentityHolder,
+    LocalIdentity,
+    get_peer,
+    import_cards,
+)
+from comity.problems import Problem
+
+__all__ = ["RETRYABLE_SLUGS", "BatchOutcome", "Federation"]
+
+log = logging.getLogger(__name__)
+
+# Per-message rejections that may succeed later unchanged: the agreement is
+# still converging on the receiver (a signature in flight), or is suspended.
+RETRYABLE_SLUGS = frozenset({"no-agreement", "agreement-not-in-force", "stale-peer-card"})
+_NOTIFY_KEY = "comity.federation.notify"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one delivery attempt did, for the worker's scheduling."""
+
+    delivered: int = 0
+    failed: int = 0
+    retry_at: dt.datetime | None = None  # head of line must wait until then
+    idle: bool = False  # nothing pending for that peer
+
+
+class Federation:
+    """One node's federation endpoint: outbox, inbox and delivery logic."""
+
+    def __init__(
+        self, settings: Settings, identity: IdentityHolder, sessions: sessionmaker[Session],
+        types: MessageTypes, clock: Clock, *, rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.sessions = sessions
+        self.types = types
+        self.clock = clock
+        # Jitter only spreads retries out; it needs no cryptographic randomness.
+        self._rng = rng or random.Random()  # noqa: S311
+        self._listeners: list[Callable[[str], None]] = []
+        event.listen(sessions, "after_commit", self._after_commit)
+
+    # -- sending ---------------------------------------------------------------
+
+    def on_enqueue(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(peer_id)`` after a transaction that queued mail commits."""
+        self._listeners.append(listener)
+
+    def _after_commit(self, session: Session) -> None:
+        peers = session.info.pop(_NOTIFY_KEY, None)
+        for peer_id in peers or ():
+            for listener in self._listeners:
+                listener(peer_id)
+
+    def send(
+        self, session: Session, *, to: str, type: str, body: dict[str, Any],
+        agreement_id: str | None, in_reply_to: str | None = None,
+    ) -> OutboxMessage:
+        """Authorise, sign and queue one message inside ``session``'s transaction.
+
+        Raises:
+            UnknownPeerError: ``to`` is not a known peer.
+            UnknownMessageTypeError, InvalidBodyError: bad type or body.
+            AuthorizationError: no agreement in force allows it.
+        """
+        local = self.identity.get()
+        now = self.clock.now()
+        get_peer(session, to)
+        mt = self.types.get(type)
+        purpose = mt.validate(body)
+        if not mt.control:
+            authorize(session, agreement_id=agreement_id, local_id=local.node_id, peer_id=to,
+                      purpose=purpose, at=now)
+        header = {"v": 1, "id": new_message_id(), "from": local.node_id, "to": to,
+                  "agreement": agreement_id, "type": type, "created": format_ts(now),
+                  "in_reply_to": in_reply_to}
+        msg = seal_message(local.signing_key, header, body)
+        if len(msg.signed_bytes) > self.settings.max_message_bytes:
+            raise PayloadTooLargeError(f"message is {len(msg.signed_bytes)} bytes; the limit "
+                                       f"is {self.settings.max_message_bytes}")
+        row = OutboxMessage(
+            message_id=msg.id, peer_id=to, type=type, agreement_id=agreement_id,
+            envelope=canonical.dumps(msg.envelope()), message_hash=msg.hash,
+            signed_serial=local.serial, created_at=now, status="pending", attempts=0,
+            next_attempt_at=now)
+        session.add(row)
+        session.info.setdefault(_NOTIFY_KEY, set()).add(to)
+        return row
+
+    # -- receiving -------------------------------------------------------------
+
+    def receive(self, raw: bytes) -> dict[str, Any]:
+        """Check and store one delivery; return the JSON answer for the peer.
+
+        Raises:
+            PeerDataError (or a subclass), UnknownPeerError: for problems with
+                the delivery as a whole; per-message problems are reported in
+                the answer's ``results`` instead.
+        """
+        now = self.clock.now()
+        s = self.settings
+        try:
+            obj = canonical.loads_strict(raw, max_bytes=s.max_delivery_bytes)
+        except canonical.CanonicalJSONError as e:
+            if len(raw) > s.max_delivery_bytes:
+                raise PayloadTooLargeError(str(e)) from e
+            raise MalformedJSONError(str(e)) from e
+        delivery = parse_delivery(obj, max_messages=max(s.delivery_batch_size, 1024))
+        local = self.identity.get()
+        if delivery.recipient != local.node_id:
+            raise WrongRecipientError(f"this is node {local.node_id}, not {delivery.recipient}")
+        with session_scope(self.sessions) as session:
+            peer = get_peer(session, delivery.sender)
+            peer_serial, peer_key = peer.serial, VerifyKey(peer.signing_key)
+        if delivery.serial > peer_serial:
+            raise StaleCardError(
+                f"delivery is signed under card {delivery.serial}; card {peer_serial} is held",
+                held_serial=peer_serial)
+        check_freshness(delivery.sent, now, max_age=s.clock_skew_seconds,
+                        skew=s.clock_skew_seconds, what="delivery")
+        parsed = delivery.open(peer_key, max_message_bytes=s.max_message_bytes)
+        with session_scope(self.sessions) as session:
+            return self._store(session, parsed, local, get_peer(session, delivery.sender), now)
+
+    def _store(self, session: Session, parsed: Sequence[Message | Exception],
+               local: LocalIdentity, peer: Peer, now: dt.datetime) -> dict[str, Any]:
+        ids = [m.id for m in parsed if isinstance(m, Message)]
+        seen = {row.message_id: row for row in session.scalars(
+            select(InboxMessage).where(InboxMessage.message_id.in_(ids)))} if ids else {}
+        receipt_id = str(uuid.uuid4())
+        results: list[dict[str, Any]] = []
+        new_rows: list[InboxMessage] = []
+        old_receipts: dict[str, int] = {}
+        receipts: list[dict[str, Any]] = [{}]  # slot 0: this delivery's new receipt
+        blocked = False
+        for item in parsed:
+            if blocked:
+                results.append({"id": _id_of(item), "status": "deferred",
+                                "problem": {"detail": "an earlier message was deferred"}})
+                continue
+            if isinstance(item, Exception):
+                results.append(_rejected(item.extra.get("message_id")
+                                         if isinstance(item, Problem) else None, item))
+                continue
+            try:
+                dup = self._check(session, item, local, peer, now, seen)
+            except Problem as e:
+                results.append(_rejected(item.id, e))
+                blocked = e.slug in RETRYABLE_SLUGS
+                continue
+            if dup is not None and dup.receipt_id == receipt_id:
+                # The same message twice in one delivery: one receipt entry.
+                results.append({"id": item.id, "status": "duplicate", "receipt": 0})
+                continue
+            if dup is not None:
+                if dup.receipt_id not in old_receipts:
+                    issued = session.get(IssuedReceipt, dup.receipt_id)
+                    assert issued is not None
+                    old_receipts[dup.receipt_id] = len(receipts)
+                    receipts.append(orjson.loads(issued.receipt))
+                results.append({"id": item.id, "status": "duplicate",
+                                "receipt": old_receipts[dup.receipt_id]})
+                continue
+            row = InboxMessage(
+                message_id=item.id, sender_id=item.sender, type=item.type,
+                agreement_id=item.agreement, envelope=canonical.dumps(item.envelope()),
+                message_hash=item.hash, created_at=item.created, received_at=now,
+                receipt_id=receipt_id)
+            session.add(row)
+            seen[item.id] = row
+            new_rows.append(row)
+            results.append({"id": item.id, "status": "accepted", "receipt": 0})
+        if new_rows:
+            session.flush()
+            doc = seal_receipt(
+                local.signing_key, receiver=local.node_id, sender=peer.node_id,
+                serial=local.serial, received=now,
+                entries=[{"id": r.message_id, "hash": r.message_hash, "seq": r.seq}
+                         for r in new_rows])
+            session.add(IssuedReceipt(receipt_id=receipt_id, peer_id=peer.node_id,
+                                      receipt=orjson.dumps(doc), issued_at=now))
+            receipts[0] = doc
+        return {"receipts": receipts, "results": results}
+
+    def _check(self, session: Session, m: Message, local: LocalIdentity, peer: Peer,
+               now: dt.datetime, seen: dict[str, InboxMessage]) -> InboxMessage | None:
+        """All per-message checks; the stored original if ``m`` is a duplicate."""
+        s = self.settings
+        if m.sender != peer.node_id:
+            raise MalformedMessageError(f"message {m.id} is from {m.sender}, not the sender "
+                                        "of the delivery")
+        if m.recipient != local.node_id:
+            raise WrongRecipientError(f"message {m.id} is addressed to {m.recipient}")
+        m.verify(VerifyKey(peer.signing_key))
+        original = seen.get(m.id)
+        if original is not None:
+            if original.message_hash != m.hash:
+                raise ReplayedMessageError(f"message id {m.id} was already used for other "
+                                           "content")
+            return original
+        check_freshness(m.created, now, max_age=s.message_max_age_seconds,
+                        skew=s.clock_skew_seconds, what=f"message {m.id}")
+        mt = self.types.get(m.type)
+        purpose = mt.validate(m.body)
+        if not mt.control:
+            authorize(session, agreement_id=m.agreement, local_id=local.node_id,
+                      peer_id=peer.node_id, purpose=purpose, at=now)
+        if mt.on_receive is not None:
+            ctx = ReceiveContext(session=session, message=m, local=local, peer=peer, now=now,
+                                 verify_party=self._party_verifier(session, local))
+            with session.begin_nested():
+                mt.on_receive(ctx)
+        return None
+
+    def _party_verifier(self, session: Session, local: LocalIdentity) -> Callable[
+            [str, int, bytes, bytes], None]:
+        def verify(party: str, serial: int, sig: bytes, data: bytes) -> None:
+            if party == local.node_id:
+                cards = [c for c in local.chain if c.serial == serial]
+                key = cards[0].signing_key if cards else None
+            else:
+                row = session.get(PeerCard, (party, serial))
+                key = None if row is None else peer_card_key(row.card)
+            if key is None:
+                raise BadSignatureError(f"no card {serial} of {party} is held to check with")
+            try:
+                key.verify(sig, data)
+            except Exception as e:
+                raise BadSignatureError(f"signature of {party} does not verify") from e
+        return verify
+
+    # -- delivering ------------------------------------------------------------
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random."""
+        s = self.settings
+        delay = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** max(attempts - 1, 0))
+        return float(delay / 2 + self._rng.random() * delay / 2)
+
+    def pending_peers(self) -> list[str]:
+        """Peers that have messages waiting."""
+        with session_scope(self.sessions) as session:
+            return list(session.scalars(select(OutboxMessage.peer_id).where(
+                OutboxMessage.status == "pending").distinct()))
+
+    def deliver_batch(self, peer_id: str, client: httpx.Client) -> BatchOutcome:
+        """Deliver the oldest pending messages to ``peer_id``, in order, once.
+
+        Never raises for peer or transport problems: they are recorded on the
+        head-of-line message and scheduled for retry.
+        """
+        now = self.clock.now()
+        local = self.identity.get()
+        with session_scope(self.sessions) as session:
+            rows = list(session.scalars(
+                select(OutboxMessage).where(OutboxMessage.peer_id == peer_id,
+                                            OutboxMessage.status == "pending")
+                .order_by(OutboxMessage.seq).limit(self.settings.delivery_batch_size)))
+            if not rows:
+                return BatchOutcome(idle=True)
+            if rows[0].next_attempt_at > now:
+                return BatchOutcome(retry_at=rows[0].next_attempt_at)
+            peer = get_peer(session, peer_id)
+            url, peer_key, peer_serial = peer.url, VerifyKey(peer.signing_key), peer.serial
+            messages = [self._outgoing(session, row, local) for row in rows]
+        body = seal_delivery(local.signing_key, sender=local.node_id, recipient=peer_id,
+                             serial=local.serial, sent=now, messages=messages)
+        try:
+            answer = self._post(client, url, body)
+            if answer.get("__stale_card__"):
+                self._push_cards(client, url, local)
+                return BatchOutcome()
+            receipts = self._verify_receipts(client, answer, peer_id, url, local, peer_key,
+                                             peer_serial)
+            return self._apply(answer, receipts, rows, messages, peer_id)
+        except (TransportError, PeerDataError, CardError, UnknownPeerError) as e:
+            return self._defer(rows[0].seq, f"{type(e).__name__}: {e}")
+
+    def _outgoing(self, session: Session, row: OutboxMessage, local: LocalIdentity) -> Message:
+        msg = parse_message(orjson.loads(row.envelope), max_bytes=1 << 62)
+        if row.signed_serial != local.serial:
+            # Keys were rotated while this waited: same message, new signature.
+            msg = resign(local.signing_key, msg)
+            row.envelope = canonical.dumps(msg.envelope())
+            row.signed_serial = local.serial
+        return msg
+
+    def _post(self, client: httpx.Client, url: str, body: bytes) -> dict[str, Any]:
+        try:
+            resp = client.post(f"{url}/federation/inbox", content=body,
+                               headers={"content-type": "application/json"},
+                               timeout=self.settings.delivery_timeout_seconds)
+        except httpx.HTTPError as e:
+            raise TransportError(f"{type(e).__name__}: {e}") from e
+        try:
+            answer = orjson.loads(resp.content)
+        except orjson.JSONDecodeError as e:
+            raise TransportError(f"HTTP {resp.status_code} with a body that is not JSON") from e
+        if resp.status_code == 409 and isinstance(answer, dict) and str(
+                answer.get("type", "")).endswith(":stale-peer-card"):
+            return {"__stale_card__": True}
+        if resp.status_code != 200 or not isinstance(answer, dict):
+            detail = answer.get("detail") if isinstance(answer, dict) else None
+            raise TransportError(f"HTTP {resp.status_code}: {detail or 'unexpected answer'}")
+        return answer
+
+    def _push_cards(self, client: httpx.Client, url: str, local: LocalIdentity) -> None:
+        chain = [c.doc for c in local.chain]
+        try:
+            resp = client.post(f"{url}/federation/cards", content=orjson.dumps(chain),
+                               headers={"content-type": "application/json"},
+                               timeout=self.settings.delivery_timeout_seconds)
+        except httpx.HTTPError as e:
+            raise TransportError(f"pushing our card chain: {e}") from e
+        if resp.status_code != 200:
+            raise TransportError(f"peer refused our card chain: HTTP {resp.status_code}")
+
+    def _refresh_peer_card(self, client: httpx.Client, url: str,
+                           peer_id: str) -> tuple[VerifyKey, int]:
+        """Fetch a peer's card chain (after it rotated) and pin its newest card."""
+        try:
+            resp = client.get(f"{url}/federation/cards",
+                              timeout=self.settings.delivery_timeout_seconds)
+            chain = orjson.loads(resp.content)
+        except (httpx.HTTPError, orjson.JSONDecodeError) as e:
+            raise TransportError(f"fetching the peer's card chain: {e}") from e
+        with session_scope(self.sessions) as session:
+            peer, _ = import_cards(session, chain, local_node_id=self.identity.get().node_id,
+                                   clock=self.clock)
+            if peer.node_id != peer_id:
+                raise CardError("the peer served another node's cards")
+            return VerifyKey(peer.signing_key), peer.serial
+
+    def _verify_receipts(self, client: httpx.Client, answer: dict[str, Any], peer_id: str,
+                         url: str, local: LocalIdentity, key: VerifyKey,
+                         serial: int) -> list[Any]:
+        raw = answer.get("receipts")
+        if not isinstance(raw, list):
+            raise TransportError("answer has no receipts list")
+        out: list[Any] = []
+        for r in raw:
+            if r == {}:
+                out.append(None)
+                continue
+            if receipt_serial(r) > serial:
+                key, serial = self._refresh_peer_card(client, url, peer_id)
+            out.append(parse_receipt(r, key, receiver=peer_id, sender=local.node_id))
+        return out
+
+    def _apply(self, answer: dict[str, Any], receipts: list[Any], rows: list[OutboxMessage],
+               messages: list[Message], peer_id: str) -> BatchOutcome:
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(rows):
+            raise TransportError("answer does not have one result per message")
+        now = self.clock.now()
+        delivered = failed = 0
+        with session_scope(self.sessions) as session:
+            for row, msg, res in zip(rows, messages, results, strict=True):
+                if not isinstance(res, dict) or res.get("id") != msg.id:
+                    raise TransportError("results are not in the order of the messages")
+                status = res.get("status")
+                if status in ("accepted", "duplicate"):
+                    idx = res.get("receipt")
+                    if not isinstance(idx, int) or not 0 <= idx < len(receipts) or (
+                            receipts[idx] is None):
+                        raise TransportError(f"no receipt for message {msg.id}")
+                    entry = receipts[idx].entry_for(msg.id, msg.hash)
+                    receipt_id = self._hold_receipt(session, receipts[idx], peer_id, now)
+                    session.execute(update(OutboxMessage).where(
+                        OutboxMessage.seq == row.seq).values(
+                        status="delivered", delivered_at=now, receipt_id=receipt_id,
+                        receiver_seq=entry["seq"], last_error=None))
+                    delivered += 1
+                    continue
+                raw_problem = res.get("problem")
+                problem: dict[str, Any] = raw_problem if isinstance(raw_problem, dict) else {}
+                slug = str(problem.get("type", "")).rsplit(":", 1)[-1]
+                detail = f"{slug or status}: {problem.get('detail', '')}"
+                if status == "rejected" and slug not in RETRYABLE_SLUGS:
+                    session.execute(update(OutboxMessage).where(
+                        OutboxMessage.seq == row.seq).values(status="failed", last_error=detail))
+                    failed += 1
+                    continue
+                # Deferred: keep order, retry this one (and what follows) later.
+                return self._defer_in(session, row.seq, detail, delivered, failed)
+        return BatchOutcome(delivered=delivered, failed=failed)
+
+    def _hold_receipt(self, session: Session, receipt: Any, peer_id: str,
+                      now: dt.datetime) -> str:
+        data = orjson.dumps(receipt.doc)
+        digest = canonical.sha256_hex(canonical.dumps(receipt.doc))
+        cache: dict[str, str] = session.info.setdefault("comity.receipts", {})
+        if digest in cache:
+            return cache[digest]
+        existing = session.scalar(select(HeldReceipt.receipt_id).where(
+            HeldReceipt.receipt_hash == digest))
+        if existing is None:
+            existing = str(uuid.uuid4())
+            session.add(HeldReceipt(receipt_id=existing, peer_id=peer_id, receipt_hash=digest,
+                                    receipt=data, stored_at=now))
+        cache[digest] = existing
+        return existing
+
+    def _defer(self, seq: int, error: str) -> BatchOutcome:
+        with session_scope(self.sessions) as session:
+            return self._defer_in(session, seq, error, 0, 0)
+
+    def _defer_in(self, session: Session, seq: int, error: str, delivered: int,
+                  failed: int) -> BatchOutcome:
+        row = session.get(OutboxMessage, seq)
+        assert row is not None
+        row.attempts += 1
+        row.last_error = error[:2000]
+        row.next_attempt_at = self.clock.now() + dt.timedelta(seconds=self.backoff(row.attempts))
+        log.info("delivery of %s to %s deferred: %s", row.message_id, row.peer_id, error)
+        return BatchOutcome(delivered=delivered, failed=failed, retry_at=row.next_attempt_at)
+
+    def accept_cards(self, raw: bytes) -> dict[str, Any]:
+        """A known peer pushes its card chain after rotating its keys.
+
+        Unknown nodes are refused: first contact is always out of band.
+
+        Raises:
+            MalformedJSONError, UnknownPeerError, CardError
+        """
+        try:
+            chain = canonical.loads_strict(raw, max_bytes=256 * 1024)
+        except canonical.CanonicalJSONError as e:
+            raise MalformedJSONError(str(e)) from e
+        first = chain[0] if isinstance(chain, list) and chain else chain
+        node_id = first.get("node_id") if isinstance(first, dict) else None
+        with session_scope(self.sessions) as session:
+            if not isinstance(node_id, str) or session.get(Peer, node_id) is None:
+                raise UnknownPeerError("cards are only accepted from known peers; first "
+                                       "contact is made out of band")
+            peer, added = import_cards(session, chain, local_node_id=self.identity.get().node_id,
+                                       clock=self.clock)
+            return {"node_id": peer.node_id, "serial": peer.serial, "accepted": added}
+
+
+def peer_card_key(card_json: bytes) -> VerifyKey:
+    """The signing key of a stored (already verified) card."""
+    from comity.identity.schemas import NodeCard
+
+    return NodeCard.parse_unverified(orjson.loads(card_json)).signing_key
+
+
+def _id_of(item: Message | Exception) -> str | None:
+    return item.id if isinstance(item, Message) else None
+
+
+def _rejected(message_id: str | None, e: Exception) -> dict[str, Any]:
+    problem = e.to_dict() if isinstance(e, Problem) else {"detail": str(e)}
+    status = "deferred" if isinstance(e, Problem) and e.slug in RETRYABLE_SLUGS else "rejected"
+    return {"id": message_id, "status": status, "problem": problem}
+

@@ -1,0 +1,160 @@
+"""HTTP plumbing shared by every router: problem+json answers, auth, body limits.
+
+Every :class:`~comity.problems.Problem` raised by a handler becomes an RFC 9457
+``application/problem+json`` answer with its own status; anything else is a
+500 whose details go to the log only. Request bodies are read with a hard cap
+before anything parses them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from comity.auth.services import check_token
+from comity.db import session_scope
+from comity.federation.errors import PayloadTooLargeError
+from comity.node import Node
+from comity.problems import PROBLEM_MEDIA_TYPE, Problem, problem_type
+
+__all__ = [
+    "BodyLimitMiddleware",
+    "get_node",
+    "install_error_handlers",
+    "json_response",
+    "problem_response",
+    "read_body",
+    "require_token",
+]
+
+log = logging.getLogger(__name__)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def problem_response(doc: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def get_node(request: Request) -> Node:
+    node: Node = request.app.state.node
+    return node
+
+
+def require_token(request: Request) -> None:
+    """FastAPI dependency: a valid ``Authorization: Bearer`` token.
+
+    Raises:
+        InvalidTokenError: (401) otherwise.
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    node = get_node(request)
+    with session_scope(node.sessions) as session:
+        check_token(session, token.strip() if scheme.lower() == "bearer" else None)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing anything over ``limit`` bytes early.
+
+    Raises:
+        PayloadTooLargeError: declared or actual size above ``limit``.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def install_error_handlers(app: Any) -> None:
+    """Map every error to problem+json."""
+
+    async def on_problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc.to_dict(), exc.status)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(x) for x in first["loc"])
+        return problem_response({
+            "type": problem_type("invalid-request"), "title": "Request is not valid",
+            "status": 422, "detail": f"{where}: {first['msg']}", "errors": errors}, 422)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response({"type": problem_type(slug), "title": str(exc.detail),
+                                 "status": exc.status_code, "detail": str(exc.detail)},
+                                exc.status_code)
+
+    async def on_error(_: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)
+        return problem_response({"type": problem_type("internal-error"),
+                                 "title": "Internal error", "status": 500,
+                                 "detail": "the node could not process this request; "
+                                           "see its log"}, 500)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_error)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over a limit on the given path prefix (413).
+
+    Checks the declared length first and counts streamed bytes as well, so a
+    chunked upload cannot get past the limit either.
+    """
+
+    def __init__(self, app: Any, *, prefix: str, limit: int) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(send)
+                return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLargeError(f"body exceeds the limit of {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Any) -> None:
+        err = PayloadTooLargeError(f"body exceeds the limit of {self.limit} bytes")
+        body = orjson.dumps(err.to_dict())
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,84 @@
+"""A running node: settings, storage, identity, message types and federation, wired once.
+
+``Node.open(settings)`` is the single place where a node's parts are built and
+connected; the server, the CLI and the tests all go through it, so they all
+see the same node. Nothing here is global: two nodes can live in one process
+(the tests and the demo rely on that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from comity.agreements import messages as agreement_messages
+from comity.clock import Clock, SystemClock
+from comity.config import Settings
+from comity.db import make_engine, sessionmaker_for, upgrade
+from comity.federation.correspondence import CORRESPONDENCE
+from comity.federation.delivery import DeliveryService
+from comity.federation.registry import MessageTypes
+from comity.federation.services import Federation
+from comity.identity.services import IdentityHolder, LocalIdentity
+
+__all__ = ["Node", "default_message_types"]
+
+
+def default_message_types() -> MessageTypes:
+    """Every message type this version of Comity speaks."""
+    types = MessageTypes()
+    agreement_messages.register(types)
+    types.register(CORRESPONDENCE)
+    return types
+
+
+@dataclass
+class Node:
+    """The parts of one node, connected."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    identity: IdentityHolder
+    federation: Federation
+    clock: Clock
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None,
+             migrate: bool = True) -> Node:
+        """Open the node in ``settings.data_dir`` (migrating its database).
+
+        Raises:
+            IdentityError: if the node was never initialised.
+        """
+        clock = clock or SystemClock()
+        engine = make_engine(settings)
+        if migrate:
+            upgrade(engine)
+        sessions = sessionmaker_for(engine)
+        identity = IdentityHolder(settings.data_dir)
+        federation = Federation(settings, identity, sessions, default_message_types(), clock)
+        return cls(settings, engine, sessions, identity, federation, clock)
+
+    @property
+    def local(self) -> LocalIdentity:
+        return self.identity.get()
+
+    def delivery_service(self, lease_seconds: float = 15.0) -> DeliveryService:
+        """A delivery service for this process (not started)."""
+        return DeliveryService(self.federation, owner=self.instance_id(),
+                               lease_seconds=lease_seconds)
+
+    def instance_id(self) -> str:
+        """Stable id of this deployment's worker, so a restart reclaims its lease."""
+        if self.settings.instance_id:
+            return self.settings.instance_id
+        raw = f"{socket.gethostname()}:{self.settings.data_dir.resolve()}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def close(self) -> None:
+        self.engine.dispose()

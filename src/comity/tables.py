@@ -1,0 +1,18 @@
+"""Every table of every domain, imported in one place for Alembic.
+
+Importing this module registers all models on ``comity.db.Base.metadata``;
+migrations compare against it.
+"""
+
+from __future__ import annotations
+
+from comity.agreements import models as agreements_models
+from comity.auth import models as auth_models
+from comity.db import Base
+from comity.federation import models as federation_models
+from comity.identity import models as identity_models
+
+__all__ = ["metadata"]
+
+metadata = Base.metadata
+_DOMAINS = (agreements_models, auth_models, federation_models, identity_models)
