@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg import Cluster
+from comity.pgcluster import Cluster
 from tests.support import LocalFederation
 
 

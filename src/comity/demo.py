@@ -17,19 +17,17 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
+
+from comity.localnet import LocalNode, StepFailed, agree, free_port, introduce, wait_for
 
 __all__ = ["Federation", "demo"]
 
@@ -53,92 +51,41 @@ SCOPE = {
 }
 
 
-class StepFailed(Exception):
-    def __init__(self, step: str, detail: str) -> None:
-        super().__init__(f"{step}: {detail}")
-        self.step = step
-        self.detail = detail
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class DemoNode:
-    key: str
-    data_dir: Path
-    url: str
-    token: str = ""
-    node_id: str = ""
-    name: str = ""
-    process: subprocess.Popen[bytes] | None = None
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(trust_env=False,
-                                                                      timeout=30))
-
-    def api(self, method: str, path: str, **kw: Any) -> Any:
-        resp = self.client.request(method, f"{self.url}{path}",
-                                   headers={"authorization": f"Bearer {self.token}"}, **kw)
-        if resp.status_code >= 400:
-            raise StepFailed(f"{self.key} {method} {path}", resp.text[:500])
-        return resp.json()
-
-
-def _comity(*args: str) -> list[str]:
-    return [sys.executable, "-m", "comity", *args]
-
-
 class Federation:
     """Three demo nodes as child processes."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.nodes: list[DemoNode] = []
+        self.nodes: list[LocalNode] = []
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         for p in PARTICIPANTS:
-            url = f"http://127.0.0.1:{free_port()}"
-            node = DemoNode(key=p["key"], data_dir=self.root / p["key"], url=url)
-            cmd = _comity("node", "init", "--data-dir", str(node.data_dir), "--name", p["name"],
-                          "--kind", p["kind"], "--jurisdiction", p["jurisdiction"], "--url", url)
-            for lang in p["languages"]:
-                cmd += ["--language", lang]
-            subprocess.run(cmd, check=True, capture_output=True)  # noqa: S603 (our own CLI)
+            node = LocalNode(key=p["key"], data_dir=self.root / p["key"],
+                             url=f"http://127.0.0.1:{free_port()}")
+            node.init(name=p["name"], kind=p["kind"], jurisdiction=p["jurisdiction"],
+                      languages=p["languages"])
             self.nodes.append(node)
 
     def load(self) -> None:
         doc = json.loads((self.root / "federation.json").read_text())
         for n in doc["nodes"]:
-            self.nodes.append(DemoNode(key=n["key"], data_dir=Path(n["data_dir"]), url=n["url"],
-                                       node_id=n["node_id"], name=n["name"]))
+            self.nodes.append(LocalNode(key=n["key"], data_dir=Path(n["data_dir"]),
+                                        url=n["url"]))
 
     def start(self) -> None:
         for node in self.nodes:
-            node.token = (node.data_dir / "admin.token").read_text().strip()
-            log = (node.data_dir / "server.log").open("ab")
-            node.process = subprocess.Popen(  # noqa: S603 (our own CLI)
-                _comity("node", "serve", "--data-dir", str(node.data_dir)),
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            node.start(wait=False)
         for node in self.nodes:
-            wait_for(f"{node.key} starts", partial(_healthy, node), timeout=60)
-            health = node.client.get(f"{node.url}/healthz").json()
-            node.node_id = health["node_id"]
-            node.name = node.api("GET", "/api/node")["name"]
+            node.wait_healthy()
 
     def stop(self) -> None:
         for node in self.nodes:
-            if node.process is not None and node.process.poll() is None:
+            if node.running():
+                assert node.process is not None
                 node.process.send_signal(signal.SIGTERM)
         for node in self.nodes:
-            if node.process is not None:
-                try:
-                    node.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    node.process.kill()
-            node.client.close()
+            node.close()
 
     def write_manifest(self) -> Path:
         path = self.root / "federation.json"
@@ -153,82 +100,35 @@ class Federation:
         return path
 
 
-def _healthy(node: DemoNode) -> bool:
-    if node.process is not None and node.process.poll() is not None:
-        raise StepFailed(f"{node.key} starts", f"server exited; see {node.data_dir}/server.log")
-    try:
-        return node.client.get(f"{node.url}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(step: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise StepFailed(step, f"not done after {timeout:.0f} s")
-
-
-def _status(node: DemoNode, agreement_id: str) -> str | None:
-    resp = node.client.get(f"{node.url}/api/agreements/{agreement_id}",
-                           headers={"authorization": f"Bearer {node.token}"})
-    return str(resp.json()["status"]) if resp.status_code == 200 else None
-
-
-def _has_status(node: DemoNode, agreement_id: str, status: str) -> bool:
-    return _status(node, agreement_id) == status
-
-
-def _delivered(node: DemoNode, message_id: str) -> bool:
+def _delivered(node: LocalNode, message_id: str) -> bool:
     return bool(node.api("GET", f"/api/messages/{message_id}")["status"] == "delivered")
-
-
-def sign_agreement(fed: Federation, proposer: DemoNode, others: list[DemoNode],
-                   title: str, step: str) -> str:
-    """Draft at ``proposer``, propose, have every other party sign; wait for all in force."""
-    draft = proposer.api("POST", "/api/agreements", json={
-        "title": title, "parties": [o.node_id for o in others], "scope": SCOPE})
-    aid = draft["id"]
-    proposer.api("POST", f"/api/agreements/{aid}/propose")
-    for other in others:
-        wait_for(f"{step}: proposal reaches {other.key}",
-                 partial(_has_status, other, aid, "proposed"))
-        other.api("POST", f"/api/agreements/{aid}/sign")
-    for node in [proposer, *others]:
-        wait_for(f"{step}: in force at {node.key}", partial(_has_status, node, aid, "in_force"))
-    return str(aid)
 
 
 def run_scenario(fed: Federation, report: dict[str, Any],
                  progress: Callable[[str], None]) -> None:
     fr, ke, cn = fed.nodes
     progress("exchanging node cards")
-    for node in fed.nodes:
-        chain = node.client.get(f"{node.url}/federation/cards").json()
-        for other in fed.nodes:
-            if other is not node:
-                other.api("POST", "/api/peers", json=chain)
+    introduce(fed.nodes)
     for node in fed.nodes:
         if len(node.api("GET", "/api/peers")) != 2:
             raise StepFailed("exchange cards", f"{node.key} does not know both peers")
     report["peers_per_node"] = 2
     progress("signing the bilateral agreement (FR–KE)")
-    bilateral = sign_agreement(fed, fr, [ke], "FR–KE cooperation on cybercrime", "bilateral")
+    bilateral = agree(fr, [ke], title="FR–KE cooperation on cybercrime", scope=SCOPE,
+                      step="bilateral")
     progress("signing the trilateral agreement (FR–KE–CN)")
-    trilateral = sign_agreement(fed, ke, [fr, cn], "Tripartite framework on Internet security",
-                                "trilateral")
+    trilateral = agree(ke, [fr, cn], title="Tripartite framework on Internet security",
+                       scope=SCOPE, step="trilateral")
     report["agreements"] = {"bilateral": bilateral, "trilateral": trilateral}
     report["agreements_in_force"] = sum(
         1 for aid in (bilateral, trilateral)
-        if all(_status(n, aid) == "in_force" for n in fed.nodes
+        if all(n.agreement_status(aid) == "in_force" for n in fed.nodes
                if aid == trilateral or n is not cn))
     progress("exchanging signed messages")
     plan = [(fr, ke, bilateral, "fr", "Demande de conservation rapide"),
             (ke, cn, trilateral, "en", "Indicators of an ongoing intrusion"),
             (cn, fr, trilateral, "zh", "关于网络攻击的通报")]
-    sent: list[tuple[DemoNode, str]] = []
+    sent: list[tuple[LocalNode, str]] = []
     for sender, to, aid, lang, subject in plan:
         for i in range(5):
             m = sender.api("POST", "/api/messages", json={
