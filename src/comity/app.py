@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 import comity
 from comity.agreements.api import router as agreements_router
+from comity.auth.services import TokenCache
 from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
 from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
@@ -42,6 +43,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app = FastAPI(title="Comity node", version=comity.__version__, lifespan=lifespan,
                   openapi_url="/openapi.json", docs_url="/api/docs", redoc_url=None)
     app.state.node = node
+    app.state.tokens = TokenCache()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, prefix="/api",
                        limit=node.settings.max_api_body_bytes)

@@ -66,4 +66,6 @@ def parse_ts(text: object) -> dt.datetime:
     """
     if not isinstance(text, str) or not _TS.match(text):
         raise ValueError(f"not a canonical UTC timestamp: {text!r}")
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    # The pattern fixed the exact shape; fromisoformat only fills in the values
+    # (and rejects impossible ones such as month 13).
+    return dt.datetime.fromisoformat(text)

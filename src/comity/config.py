@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     max_delivery_bytes: int = Field(default=16 << 20, ge=4096)
     max_api_body_bytes: int = Field(default=8 << 20, ge=4096)
     delivery_batch_size: int = Field(default=256, ge=1, le=4096)
+    delivery_linger_seconds: float = Field(
+        default=0.01, ge=0, le=1,
+        description="How long a woken delivery worker waits for more mail to batch.",
+    )
     retry_base_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Annotated, Any
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from comity.config import Settings
@@ -38,10 +39,14 @@ __all__ = [
     "UTCDateTime",
     "bigint_pk",
     "make_engine",
+    "read_scope",
     "session_scope",
     "sessionmaker_for",
     "upgrade",
 ]
+
+READ_ONLY = "comity_read_only"
+WRITE_LOCK = "comity.write_lock"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -100,9 +105,10 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     path = url.removeprefix("sqlite:///")
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: each session gets its own connection, so threads never share
-    # one; opening a SQLite file is cheap next to a durable commit.
-    engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+    # A pooled connection is used by one thread at a time, so sharing the
+    # pool across threads is safe once the same-thread check is off.
+    engine = create_engine(url, poolclass=QueuePool, pool_size=4, max_overflow=12,
+                           connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -117,21 +123,53 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock on upgrade);
+        # readers never wait for it, WAL gives them a snapshot.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 def sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
-    """A session factory whose objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """A session factory whose objects stay readable after commit.
+
+    For SQLite it carries a lock that :func:`session_scope` holds for each
+    write transaction: threads of one process then queue for the single write
+    lock in order, instead of SQLite's busy handler making them sleep and
+    retry (which turns contention into latencies of hundreds of ms).
+    """
+    info: dict[str, Any] = {}
+    if engine.dialect.name == "sqlite":
+        info[WRITE_LOCK] = threading.RLock()
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
+    lock = factory.kw.get("info", {}).get(WRITE_LOCK)
+    if lock is None:
+        with factory() as session, session.begin():
+            yield session
+        return
+    with lock, factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only transaction: it never takes SQLite's write lock.
+
+    It ends with a commit that writes nothing (not a rollback, which would
+    expire the objects read), so what was loaded stays usable afterwards.
+    """
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+        session.commit()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from comity.auth.services import check_token
-from comity.db import session_scope
+from comity.auth.services import TokenCache, check_token
+from comity.db import read_scope
 from comity.federation.errors import PayloadTooLargeError
 from comity.node import Node
 from comity.problems import PROBLEM_MEDIA_TYPE, Problem, problem_type
@@ -58,8 +58,13 @@ def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     node = get_node(request)
-    with session_scope(node.sessions) as session:
-        check_token(session, token.strip() if scheme.lower() == "bearer" else None)
+    cache: TokenCache = request.app.state.tokens
+
+    def lookup(candidate: str | None) -> None:
+        with read_scope(node.sessions) as session:
+            check_token(session, candidate)
+
+    cache.check(token.strip() if scheme.lower() == "bearer" else None, lookup)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

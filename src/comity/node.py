@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from comity.agreements import messages as agreement_messages
+from comity.agreements.cache import track_generations
 from comity.clock import Clock, SystemClock
 from comity.config import Settings
 from comity.db import make_engine, sessionmaker_for, upgrade
@@ -60,6 +61,7 @@ class Node:
         if migrate:
             upgrade(engine)
         sessions = sessionmaker_for(engine)
+        track_generations(sessions)
         identity = IdentityHolder(settings.data_dir)
         federation = Federation(settings, identity, sessions, default_message_types(), clock)
         return cls(settings, engine, sessions, identity, federation, clock)

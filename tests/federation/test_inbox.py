@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from comity.clock import format_ts
 from comity.db import session_scope
-from comity.federation.envelope import Message, new_message_id, seal_delivery, seal_message
+from comity.federation.envelope import Message, new_message_id, seal_delivery_of, seal_message
 from comity.federation.models import InboxMessage, IssuedReceipt
 from comity.hazmat import canonical
 from comity.hazmat.keys import SigningKey, b64e
@@ -42,7 +42,7 @@ def make_message(sender: PeerNode, to: PeerNode, agreement: str | None, *,
 def deliver(sender: PeerNode, to: PeerNode, messages: list[Message], *,
             key: SigningKey | None = None, sent: dt.datetime | None = None,
             serial: int | None = None) -> Any:
-    body = seal_delivery(key or sender.node.local.signing_key, sender=sender.id,
+    body = seal_delivery_of(key or sender.node.local.signing_key, sender=sender.id,
                          recipient=to.id, serial=serial or sender.node.local.serial,
                          sent=sent or sender.node.clock.now(), messages=messages)
     return to.client.post("/federation/inbox", content=body,
@@ -283,7 +283,7 @@ def test_delivery_signature_covers_every_message(trio: Any) -> None:
     """Swapping in another signed message after signing the delivery breaks it."""
     a, b, _, ab, _ = trio
     m1, m2 = make_message(a, b, ab), make_message(a, b, ab)
-    body = orjson.loads(seal_delivery(a.node.local.signing_key, sender=a.id, recipient=b.id,
+    body = orjson.loads(seal_delivery_of(a.node.local.signing_key, sender=a.id, recipient=b.id,
                                       serial=1, sent=a.node.clock.now(), messages=[m1]))
     body["messages"] = [m2.envelope()]
     before = stored(b)

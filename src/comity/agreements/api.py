@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from comity.agreements import services
 from comity.agreements.services import AgreementView
-from comity.db import session_scope
+from comity.db import read_scope, session_scope
 from comity.http import get_node, json_response, require_token
 from comity.node import Node
 
@@ -55,7 +55,7 @@ def _view(node: Node, view: AgreementView) -> Response:
 def list_all(request: Request) -> Response:
     node = get_node(request)
     now = node.clock.now()
-    with session_scope(node.sessions) as session:
+    with read_scope(node.sessions) as session:
         return json_response([v.to_dict(now) for v in services.list_agreements(session)])
 
 
@@ -73,7 +73,7 @@ def draft(request: Request, req: DraftRequest) -> Response:
 @router.get("/{agreement_id}", summary="One agreement with all its versions")
 def show(request: Request, agreement_id: str) -> Response:
     node = get_node(request)
-    with session_scope(node.sessions) as session:
+    with read_scope(node.sessions) as session:
         return _view(node, services.get_agreement(session, agreement_id))
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from comity.db import Base, UTCDateTime
 
 __all__ = [
+    "AgreementGeneration",
     "AgreementSignature",
     "AgreementSuspension",
     "AgreementVersion",
@@ -73,3 +74,17 @@ class AgreementSuspension(Base):
     party: Mapped[str] = mapped_column(String(32), primary_key=True)
     suspended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(String(2000), default="")
+
+
+class AgreementGeneration(Base):
+    """A counter bumped by every change to an agreement, in the same transaction.
+
+    Readers compare it with the generation of a cached view: one indexed read
+    instead of reloading and re-parsing every version, and never stale, even
+    when another process (the CLI) changed the agreement.
+    """
+
+    __tablename__ = "agreement_generations"
+
+    agreement_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)

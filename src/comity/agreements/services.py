@@ -205,6 +205,7 @@ def list_agreements(session: Session) -> list[AgreementView]:
 def authorize(
     session: Session, *, agreement_id: str | None, local_id: str, peer_id: str,
     purpose: Purpose, at: dt.datetime,
+    load: Callable[[Session, str], AgreementView] | None = None,
 ) -> AgreementDocument:
     """Allow an exchange between this node and ``peer_id``, or raise why not.
 
@@ -220,11 +221,13 @@ def authorize(
         AgreementNotInForceError: not yet fully signed, suspended, expired,
             terminated or not yet valid.
         OutOfScopeError: the purpose falls outside the agreement's scope.
+
+    ``load`` replaces :func:`get_agreement` (e.g. by a cache's ``get``).
     """
     if agreement_id is None:
         raise NoAgreementError("this exchange must name the agreement it is made under")
     try:
-        view = get_agreement(session, agreement_id)
+        view = (load or get_agreement)(session, agreement_id)
     except AgreementNotFoundError as e:
         raise NoAgreementError(f"no agreement {agreement_id!r} is held here") from e
     doc = view.effective or view.documents[view.latest.version]

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +21,7 @@ from comity.auth.models import ApiToken
 from comity.clock import Clock
 from comity.problems import Problem
 
-__all__ = ["InvalidTokenError", "check_token", "issue_token"]
+__all__ = ["InvalidTokenError", "TokenCache", "check_token", "issue_token"]
 
 
 class InvalidTokenError(Problem):
@@ -46,3 +49,32 @@ def check_token(session: Session, token: str | None) -> ApiToken:
     if row is None:
         raise InvalidTokenError("unknown API token")
     return row
+
+
+class TokenCache:
+    """Remembers tokens found valid for ``ttl`` seconds (never invalid ones).
+
+    The API checks a token on every call; this keeps that from costing a
+    database transaction each time. Tokens cannot be revoked yet; when they
+    can, ``ttl`` bounds how long a revoked one keeps working in a running
+    server.
+    """
+
+    def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._valid: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def check(self, token: str | None, lookup: Callable[[str | None], object]) -> None:
+        """Raise :class:`InvalidTokenError` unless ``token`` is (recently) valid."""
+        if token:
+            digest = _hash(token)
+            with self._lock:
+                until = self._valid.get(digest)
+            if until is not None and until > self._clock():
+                return
+        lookup(token)
+        if token:
+            with self._lock:
+                self._valid[_hash(token)] = self._clock() + self._ttl

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from comity.db import session_scope
+from comity.db import read_scope, session_scope
 from comity.federation.errors import UnsupportedMediaTypeError
 from comity.federation.models import HeldReceipt, InboxMessage, IssuedReceipt, OutboxMessage
 from comity.http import get_node, json_response, read_body, require_token
@@ -92,10 +92,12 @@ def inbox_view(row: InboxMessage) -> dict[str, Any]:
 
 
 def _send_all(node: Node, items: list[SendRequest]) -> list[dict[str, Any]]:
-    with session_scope(node.sessions) as session:
-        rows = [node.federation.send(session, to=m.to, type=m.type, body=m.body,
-                                     agreement_id=m.agreement, in_reply_to=m.in_reply_to)
+    # Sign outside the write transaction; authorise and store inside it.
+    prepared = [node.federation.prepare(to=m.to, type=m.type, body=m.body,
+                                        agreement_id=m.agreement, in_reply_to=m.in_reply_to)
                 for m in items]
+    with session_scope(node.sessions) as session:
+        rows = [node.federation.enqueue(session, p) for p in prepared]
         session.flush()
         return [outbox_view(r) for r in rows]
 
@@ -116,7 +118,7 @@ def outbox(request: Request,
            status: Literal["pending", "delivered", "failed"] | None = None,
            peer: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            before: int | None = None) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         q = select(OutboxMessage).order_by(OutboxMessage.seq.desc()).limit(limit)
         if status:
             q = q.where(OutboxMessage.status == status)
@@ -131,7 +133,7 @@ def outbox(request: Request,
 def inbox_list(request: Request, peer: str | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                before: int | None = None) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         q = select(InboxMessage).order_by(InboxMessage.seq.desc()).limit(limit)
         if peer:
             q = q.where(InboxMessage.sender_id == peer)
@@ -142,7 +144,7 @@ def inbox_list(request: Request, peer: str | None = None,
 
 @api_router.get("/messages/{message_id}", summary="One message with its signed receipt")
 def message(request: Request, message_id: str) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         out = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
         if out is not None:
             view = outbox_view(out)
@@ -163,7 +165,7 @@ def message(request: Request, message_id: str) -> Response:
 
 @api_router.get("/federation/stats", summary="Counts of messages by direction and status")
 def stats(request: Request) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         by_status = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(
             OutboxMessage.status)).tuples().all())
         received = session.scalar(select(func.count()).select_from(InboxMessage)) or 0

@@ -31,6 +31,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -65,6 +66,7 @@ __all__ = [
     "receipt_serial",
     "resign",
     "seal_delivery",
+    "seal_delivery_of",
     "seal_message",
     "seal_receipt",
 ]
@@ -130,6 +132,14 @@ class Message:
     @property
     def created(self) -> dt.datetime:
         return parse_ts(self.header["created"])
+
+    def envelope_bytes(self) -> bytes:
+        """The canonical encoding of :meth:`envelope`, without re-encoding.
+
+        Canonical key order is body < header < sig, so the envelope is the
+        signed bytes with the signature member appended.
+        """
+        return b"".join((self.signed_bytes[:-1], b',"sig":"', b64e(self.sig).encode(), b'"}'))
 
     def verify(self, key: VerifyKey) -> None:
         """Raises: BadSignatureError if the sender's key did not sign this."""
@@ -217,15 +227,30 @@ def _delivery_signed(sender: str, recipient: str, sent: str, serial: int,
 
 
 def seal_delivery(key: SigningKey, *, sender: str, recipient: str, serial: int,
-                  sent: dt.datetime, messages: list[Message]) -> bytes:
-    """Build and sign a delivery of ``messages``; returns the request body."""
+                  sent: dt.datetime, hashes: list[str], envelopes: list[bytes]) -> bytes:
+    """Build and sign a delivery; returns the request body.
+
+    ``envelopes`` are messages' canonical encodings (as stored in the outbox)
+    and ``hashes`` their message hashes, in the same order; they are embedded
+    as they are, without decoding.
+    """
+    if len(hashes) != len(envelopes):
+        raise ValueError("one hash per envelope")
     ts = format_ts(sent)
-    signed = _delivery_signed(sender, recipient, ts, serial, [m.hash for m in messages])
+    signed = _delivery_signed(sender, recipient, ts, serial, hashes)
     return orjson.dumps({
         "type": DELIVERY_TYPE, "v": 1, "from": sender, "to": recipient, "sent": ts,
-        "serial": serial, "messages": [m.envelope() for m in messages],
+        "serial": serial, "messages": [orjson.Fragment(e) for e in envelopes],
         "sig": b64e(key.sign(signed)),
     })
+
+
+def seal_delivery_of(key: SigningKey, *, sender: str, recipient: str, serial: int,
+                     sent: dt.datetime, messages: list[Message]) -> bytes:
+    """:func:`seal_delivery` for :class:`Message` objects."""
+    return seal_delivery(key, sender=sender, recipient=recipient, serial=serial, sent=sent,
+                         hashes=[m.hash for m in messages],
+                         envelopes=[m.envelope_bytes() for m in messages])
 
 
 @dataclass(frozen=True)
@@ -328,12 +353,16 @@ class Receipt:
         Raises:
             MalformedMessageError: if the receipt does not cover it.
         """
-        for e in self.doc["entries"]:
-            if e["id"] == message_id:
-                if e["hash"] != message_hash:
-                    raise _bad(f"receipt acknowledges message {message_id} with another hash")
-                return dict(e)
-        raise _bad(f"receipt does not acknowledge message {message_id}")
+        e = self._by_id.get(message_id)
+        if e is None:
+            raise _bad(f"receipt does not acknowledge message {message_id}")
+        if e["hash"] != message_hash:
+            raise _bad(f"receipt acknowledges message {message_id} with another hash")
+        return dict(e)
+
+    @cached_property
+    def _by_id(self) -> dict[str, dict[str, Any]]:
+        return {e["id"]: e for e in self.doc["entries"]}
 
 
 def receipt_serial(unverified: object) -> int:

@@ -27,19 +27,21 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
-from sqlalchemy import event, select, update
+from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from comity.agreements.services import authorize
+from comity.agreements.cache import AgreementCache
+from comity.agreements.services import Purpose, authorize
 from comity.clock import Clock, format_ts
 from comity.config import Settings
-from comity.db import session_scope
+from comity.db import read_scope, session_scope
 from comity.federation.envelope import (
     Message,
+    Receipt,
     check_freshness,
     new_message_id,
     parse_delivery,
@@ -78,6 +80,7 @@ from comity.identity.services import (
     LocalIdentity,
     get_peer,
     import_cards,
+    require_peer,
 )
 from comity.problems import Problem
 
@@ -89,6 +92,27 @@ log = logging.getLogger(__name__)
 # still converging on the receiver (a signature in flight), or is suspended.
 RETRYABLE_SLUGS = frozenset({"no-agreement", "agreement-not-in-force", "stale-peer-card"})
 _NOTIFY_KEY = "comity.federation.notify"
+_AUTH_MEMO = "comity.federation.authorized"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message validated and signed, not yet authorised or stored."""
+
+    message: Message
+    purpose: Purpose
+    control: bool
+    local_id: str
+    serial: int
+    created: dt.datetime
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What replay detection needs of a stored (or just accepted) message."""
+
+    receipt_id: str
+    message_hash: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,7 @@ class Federation:
         # Jitter only spreads retries out; it needs no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._listeners: list[Callable[[str], None]] = []
+        self.agreements = AgreementCache()
         event.listen(sessions, "after_commit", self._after_commit)
 
     # -- sending ---------------------------------------------------------------
@@ -139,16 +164,27 @@ class Federation:
         Raises:
             UnknownPeerError: ``to`` is not a known peer.
             UnknownMessageTypeError, InvalidBodyError: bad type or body.
+            PayloadTooLargeError: the signed message exceeds the size limit.
             AuthorizationError: no agreement in force allows it.
+        """
+        return self.enqueue(session, self.prepare(
+            to=to, type=type, body=body, agreement_id=agreement_id, in_reply_to=in_reply_to))
+
+    def prepare(self, *, to: str, type: str, body: dict[str, Any], agreement_id: str | None,
+                in_reply_to: str | None = None) -> Prepared:
+        """Validate and sign a message, outside any transaction.
+
+        The signing and validation work is done here so that the write
+        transaction of :meth:`enqueue` stays short. Nothing is authorised or
+        stored yet.
+
+        Raises:
+            UnknownMessageTypeError, InvalidBodyError, PayloadTooLargeError
         """
         local = self.identity.get()
         now = self.clock.now()
-        get_peer(session, to)
         mt = self.types.get(type)
         purpose = mt.validate(body)
-        if not mt.control:
-            authorize(session, agreement_id=agreement_id, local_id=local.node_id, peer_id=to,
-                      purpose=purpose, at=now)
         header = {"v": 1, "id": new_message_id(), "from": local.node_id, "to": to,
                   "agreement": agreement_id, "type": type, "created": format_ts(now),
                   "in_reply_to": in_reply_to}
@@ -156,14 +192,52 @@ class Federation:
         if len(msg.signed_bytes) > self.settings.max_message_bytes:
             raise PayloadTooLargeError(f"message is {len(msg.signed_bytes)} bytes; the limit "
                                        f"is {self.settings.max_message_bytes}")
-        row = OutboxMessage(
-            message_id=msg.id, peer_id=to, type=type, agreement_id=agreement_id,
-            envelope=canonical.dumps(msg.envelope()), message_hash=msg.hash,
-            signed_serial=local.serial, created_at=now, status="pending", attempts=0,
-            next_attempt_at=now)
-        session.add(row)
+        return Prepared(msg, purpose, mt.control, local.node_id, local.serial, now)
+
+    def enqueue(self, session: Session, prepared: Prepared) -> OutboxMessage:
+        """Authorise a prepared message and write it to the outbox in ``session``.
+
+        Authorisation happens here, inside the transaction that stores the
+        message, so what is queued was allowed at the moment it was queued.
+
+        Raises:
+            UnknownPeerError, AuthorizationError
+        """
+        msg = prepared.message
+        to = msg.recipient
+        require_peer(session, to)
+        if not prepared.control:
+            self._authorize(session, agreement_id=msg.agreement, local_id=prepared.local_id,
+                            peer_id=to, purpose=prepared.purpose, at=self.clock.now())
+        values: dict[str, Any] = {
+            "message_id": msg.id, "peer_id": to, "type": msg.type,
+            "agreement_id": msg.agreement, "envelope": msg.envelope_bytes(),
+            "message_hash": msg.hash, "signed_serial": prepared.serial,
+            "created_at": prepared.created, "status": "pending", "attempts": 0,
+            "next_attempt_at": prepared.created}
+        # Core insert: one statement, none of the ORM's per-object bookkeeping.
+        table = cast(Table, OutboxMessage.__table__)
+        seq = session.execute(insert(table).returning(table.c.seq), values).scalar_one()
         session.info.setdefault(_NOTIFY_KEY, set()).add(to)
-        return row
+        # A detached copy for the caller to read; the row itself is stored.
+        return OutboxMessage(seq=seq, **values)
+
+    def _authorize(self, session: Session, *, agreement_id: str | None, local_id: str,
+                   peer_id: str, purpose: Purpose, at: dt.datetime) -> None:
+        """:func:`authorize`, remembered for the rest of this transaction.
+
+        A batch of messages under one agreement asks the same question many
+        times; the answer cannot change inside one transaction, except through
+        a control message applied in it, which clears the memo. Agreement
+        views come from a cache that checks their generation first.
+        """
+        memo: dict[tuple[Any, ...], None] = session.info.setdefault(_AUTH_MEMO, {})
+        key = (agreement_id, local_id, peer_id, purpose, at)
+        if key in memo:
+            return
+        authorize(session, agreement_id=agreement_id, local_id=local_id, peer_id=peer_id,
+                  purpose=purpose, at=at, load=self.agreements.get)
+        memo[key] = None
 
     # -- receiving -------------------------------------------------------------
 
@@ -187,7 +261,7 @@ class Federation:
         local = self.identity.get()
         if delivery.recipient != local.node_id:
             raise WrongRecipientError(f"this is node {local.node_id}, not {delivery.recipient}")
-        with session_scope(self.sessions) as session:
+        with read_scope(self.sessions) as session:
             peer = get_peer(session, delivery.sender)
             peer_serial, peer_key = peer.serial, VerifyKey(peer.signing_key)
         if delivery.serial > peer_serial:
@@ -203,11 +277,14 @@ class Federation:
     def _store(self, session: Session, parsed: Sequence[Message | Exception],
                local: LocalIdentity, peer: Peer, now: dt.datetime) -> dict[str, Any]:
         ids = [m.id for m in parsed if isinstance(m, Message)]
-        seen = {row.message_id: row for row in session.scalars(
-            select(InboxMessage).where(InboxMessage.message_id.in_(ids)))} if ids else {}
+        seen: dict[str, _Pending] = {
+            mid: _Pending(rid, h) for mid, rid, h in session.execute(
+                select(InboxMessage.message_id, InboxMessage.receipt_id,
+                       InboxMessage.message_hash).where(InboxMessage.message_id.in_(ids)))
+        } if ids else {}
         receipt_id = str(uuid.uuid4())
         results: list[dict[str, Any]] = []
-        new_rows: list[InboxMessage] = []
+        new_rows: list[dict[str, Any]] = []
         old_receipts: dict[str, int] = {}
         receipts: list[dict[str, Any]] = [{}]  # slot 0: this delivery's new receipt
         blocked = False
@@ -239,29 +316,31 @@ class Federation:
                 results.append({"id": item.id, "status": "duplicate",
                                 "receipt": old_receipts[dup.receipt_id]})
                 continue
-            row = InboxMessage(
-                message_id=item.id, sender_id=item.sender, type=item.type,
-                agreement_id=item.agreement, envelope=canonical.dumps(item.envelope()),
-                message_hash=item.hash, created_at=item.created, received_at=now,
-                receipt_id=receipt_id)
-            session.add(row)
-            seen[item.id] = row
+            row = {"message_id": item.id, "sender_id": item.sender, "type": item.type,
+                   "agreement_id": item.agreement, "envelope": item.envelope_bytes(),
+                   "message_hash": item.hash, "created_at": item.created,
+                   "received_at": now, "receipt_id": receipt_id}
+            seen[item.id] = _Pending(receipt_id, item.hash)
             new_rows.append(row)
             results.append({"id": item.id, "status": "accepted", "receipt": 0})
         if new_rows:
-            session.flush()
+            # Core insert: the ORM's per-row bookkeeping costs more than the insert.
+            table = cast(Table, InboxMessage.__table__)
+            seqs = session.execute(
+                insert(table).returning(table.c.seq, sort_by_parameter_order=True),
+                new_rows).scalars().all()
             doc = seal_receipt(
                 local.signing_key, receiver=local.node_id, sender=peer.node_id,
                 serial=local.serial, received=now,
-                entries=[{"id": r.message_id, "hash": r.message_hash, "seq": r.seq}
-                         for r in new_rows])
+                entries=[{"id": r["message_id"], "hash": r["message_hash"], "seq": seq}
+                         for r, seq in zip(new_rows, seqs, strict=True)])
             session.add(IssuedReceipt(receipt_id=receipt_id, peer_id=peer.node_id,
                                       receipt=orjson.dumps(doc), issued_at=now))
             receipts[0] = doc
         return {"receipts": receipts, "results": results}
 
     def _check(self, session: Session, m: Message, local: LocalIdentity, peer: Peer,
-               now: dt.datetime, seen: dict[str, InboxMessage]) -> InboxMessage | None:
+               now: dt.datetime, seen: dict[str, _Pending]) -> _Pending | None:
         """All per-message checks; the stored original if ``m`` is a duplicate."""
         s = self.settings
         if m.sender != peer.node_id:
@@ -281,9 +360,10 @@ class Federation:
         mt = self.types.get(m.type)
         purpose = mt.validate(m.body)
         if not mt.control:
-            authorize(session, agreement_id=m.agreement, local_id=local.node_id,
-                      peer_id=peer.node_id, purpose=purpose, at=now)
+            self._authorize(session, agreement_id=m.agreement, local_id=local.node_id,
+                              peer_id=peer.node_id, purpose=purpose, at=now)
         if mt.on_receive is not None:
+            session.info.pop(_AUTH_MEMO, None)  # it may change what is authorised
             ctx = ReceiveContext(session=session, message=m, local=local, peer=peer, now=now,
                                  verify_party=self._party_verifier(session, local))
             with session.begin_nested():
@@ -317,7 +397,7 @@ class Federation:
 
     def pending_peers(self) -> list[str]:
         """Peers that have messages waiting."""
-        with session_scope(self.sessions) as session:
+        with read_scope(self.sessions) as session:
             return list(session.scalars(select(OutboxMessage.peer_id).where(
                 OutboxMessage.status == "pending").distinct()))
 
@@ -329,7 +409,7 @@ class Federation:
         """
         now = self.clock.now()
         local = self.identity.get()
-        with session_scope(self.sessions) as session:
+        with read_scope(self.sessions) as session:
             rows = list(session.scalars(
                 select(OutboxMessage).where(OutboxMessage.peer_id == peer_id,
                                             OutboxMessage.status == "pending")
@@ -340,9 +420,12 @@ class Federation:
                 return BatchOutcome(retry_at=rows[0].next_attempt_at)
             peer = get_peer(session, peer_id)
             url, peer_key, peer_serial = peer.url, VerifyKey(peer.signing_key), peer.serial
-            messages = [self._outgoing(session, row, local) for row in rows]
+        if any(row.signed_serial != local.serial for row in rows):
+            rows = self._resign_all(rows, local)
         body = seal_delivery(local.signing_key, sender=local.node_id, recipient=peer_id,
-                             serial=local.serial, sent=now, messages=messages)
+                             serial=local.serial, sent=now,
+                             hashes=[r.message_hash for r in rows],
+                             envelopes=[r.envelope for r in rows])
         try:
             answer = self._post(client, url, body)
             if answer.get("__stale_card__"):
@@ -350,18 +433,22 @@ class Federation:
                 return BatchOutcome()
             receipts = self._verify_receipts(client, answer, peer_id, url, local, peer_key,
                                              peer_serial)
-            return self._apply(answer, receipts, rows, messages, peer_id)
+            return self._apply(answer, receipts, rows, peer_id)
         except (TransportError, PeerDataError, CardError, UnknownPeerError) as e:
             return self._defer(rows[0].seq, f"{type(e).__name__}: {e}")
 
-    def _outgoing(self, session: Session, row: OutboxMessage, local: LocalIdentity) -> Message:
-        msg = parse_message(orjson.loads(row.envelope), max_bytes=1 << 62)
-        if row.signed_serial != local.serial:
-            # Keys were rotated while this waited: same message, new signature.
-            msg = resign(local.signing_key, msg)
-            row.envelope = canonical.dumps(msg.envelope())
-            row.signed_serial = local.serial
-        return msg
+    def _resign_all(self, rows: list[OutboxMessage],
+                    local: LocalIdentity) -> list[OutboxMessage]:
+        """Keys were rotated while these waited: same messages (same hashes), new signatures."""
+        with session_scope(self.sessions) as session:
+            fresh = [session.merge(row) for row in rows]
+            for row in fresh:
+                if row.signed_serial != local.serial:
+                    msg = resign(local.signing_key, parse_message(orjson.loads(row.envelope),
+                                                                  max_bytes=1 << 62))
+                    row.envelope = msg.envelope_bytes()
+                    row.signed_serial = local.serial
+            return fresh
 
     def _post(self, client: httpx.Client, url: str, body: bytes) -> dict[str, Any]:
         try:
@@ -411,11 +498,11 @@ class Federation:
 
     def _verify_receipts(self, client: httpx.Client, answer: dict[str, Any], peer_id: str,
                          url: str, local: LocalIdentity, key: VerifyKey,
-                         serial: int) -> list[Any]:
+                         serial: int) -> list[Receipt | None]:
         raw = answer.get("receipts")
         if not isinstance(raw, list):
             raise TransportError("answer has no receipts list")
-        out: list[Any] = []
+        out: list[Receipt | None] = []
         for r in raw:
             if r == {}:
                 out.append(None)
@@ -425,58 +512,67 @@ class Federation:
             out.append(parse_receipt(r, key, receiver=peer_id, sender=local.node_id))
         return out
 
-    def _apply(self, answer: dict[str, Any], receipts: list[Any], rows: list[OutboxMessage],
-               messages: list[Message], peer_id: str) -> BatchOutcome:
+    def _apply(self, answer: dict[str, Any], receipts: list[Receipt | None],
+               rows: list[OutboxMessage], peer_id: str) -> BatchOutcome:
         results = answer.get("results")
         if not isinstance(results, list) or len(results) != len(rows):
             raise TransportError("answer does not have one result per message")
         now = self.clock.now()
-        delivered = failed = 0
+        delivered: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        deferred: tuple[int, str] | None = None
+        receipt_ids: dict[int, str] = {}
+        for row, res in zip(rows, results, strict=True):
+            if not isinstance(res, dict) or res.get("id") != row.message_id:
+                raise TransportError("results are not in the order of the messages")
+            status = res.get("status")
+            if status in ("accepted", "duplicate"):
+                idx = res.get("receipt")
+                if not isinstance(idx, int) or not 0 <= idx < len(receipts):
+                    raise TransportError(f"no receipt for message {row.message_id}")
+                receipt = receipts[idx]
+                if receipt is None:
+                    raise TransportError(f"no receipt for message {row.message_id}")
+                entry = receipt.entry_for(row.message_id, row.message_hash)
+                receipt_ids.setdefault(idx, "")
+                delivered.append({"seq": row.seq, "idx": idx, "receiver_seq": entry["seq"]})
+                continue
+            raw_problem = res.get("problem")
+            problem: dict[str, Any] = raw_problem if isinstance(raw_problem, dict) else {}
+            slug = str(problem.get("type", "")).rsplit(":", 1)[-1]
+            detail = f"{slug or status}: {problem.get('detail', '')}"
+            if status == "rejected" and slug not in RETRYABLE_SLUGS:
+                failed.append({"seq": row.seq, "status": "failed", "last_error": detail[:2000]})
+                continue
+            # Deferred: keep order, retry this one (and what follows) later.
+            deferred = (row.seq, detail)
+            break
         with session_scope(self.sessions) as session:
-            for row, msg, res in zip(rows, messages, results, strict=True):
-                if not isinstance(res, dict) or res.get("id") != msg.id:
-                    raise TransportError("results are not in the order of the messages")
-                status = res.get("status")
-                if status in ("accepted", "duplicate"):
-                    idx = res.get("receipt")
-                    if not isinstance(idx, int) or not 0 <= idx < len(receipts) or (
-                            receipts[idx] is None):
-                        raise TransportError(f"no receipt for message {msg.id}")
-                    entry = receipts[idx].entry_for(msg.id, msg.hash)
-                    receipt_id = self._hold_receipt(session, receipts[idx], peer_id, now)
-                    session.execute(update(OutboxMessage).where(
-                        OutboxMessage.seq == row.seq).values(
-                        status="delivered", delivered_at=now, receipt_id=receipt_id,
-                        receiver_seq=entry["seq"], last_error=None))
-                    delivered += 1
-                    continue
-                raw_problem = res.get("problem")
-                problem: dict[str, Any] = raw_problem if isinstance(raw_problem, dict) else {}
-                slug = str(problem.get("type", "")).rsplit(":", 1)[-1]
-                detail = f"{slug or status}: {problem.get('detail', '')}"
-                if status == "rejected" and slug not in RETRYABLE_SLUGS:
-                    session.execute(update(OutboxMessage).where(
-                        OutboxMessage.seq == row.seq).values(status="failed", last_error=detail))
-                    failed += 1
-                    continue
-                # Deferred: keep order, retry this one (and what follows) later.
-                return self._defer_in(session, row.seq, detail, delivered, failed)
-        return BatchOutcome(delivered=delivered, failed=failed)
+            for idx in receipt_ids:
+                receipt = receipts[idx]
+                assert receipt is not None
+                receipt_ids[idx] = self._hold_receipt(session, receipt, peer_id, now)
+            if delivered:
+                session.execute(update(OutboxMessage), [
+                    {"seq": d["seq"], "status": "delivered", "delivered_at": now,
+                     "receipt_id": receipt_ids[d["idx"]], "receiver_seq": d["receiver_seq"],
+                     "last_error": None} for d in delivered])
+            if failed:
+                session.execute(update(OutboxMessage), failed)
+            if deferred is not None:
+                return self._defer_in(session, deferred[0], deferred[1], len(delivered),
+                                      len(failed))
+        return BatchOutcome(delivered=len(delivered), failed=len(failed))
 
-    def _hold_receipt(self, session: Session, receipt: Any, peer_id: str,
+    def _hold_receipt(self, session: Session, receipt: Receipt, peer_id: str,
                       now: dt.datetime) -> str:
-        data = orjson.dumps(receipt.doc)
         digest = canonical.sha256_hex(canonical.dumps(receipt.doc))
-        cache: dict[str, str] = session.info.setdefault("comity.receipts", {})
-        if digest in cache:
-            return cache[digest]
         existing = session.scalar(select(HeldReceipt.receipt_id).where(
             HeldReceipt.receipt_hash == digest))
         if existing is None:
             existing = str(uuid.uuid4())
             session.add(HeldReceipt(receipt_id=existing, peer_id=peer_id, receipt_hash=digest,
-                                    receipt=data, stored_at=now))
-        cache[digest] = existing
+                                    receipt=orjson.dumps(receipt.doc), stored_at=now))
         return existing
 
     def _defer(self, seq: int, error: str) -> BatchOutcome:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.responses import Response
 
-from comity.db import session_scope
+from comity.db import read_scope, session_scope
 from comity.http import get_node, json_response, require_token
 from comity.identity.errors import PeerNotFoundError
 from comity.identity.models import Peer
@@ -38,7 +38,7 @@ def node_chain(request: Request) -> Response:
 
 @router.get("/peers", summary="Known peers")
 def peers(request: Request) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         return json_response([peer_view(p) for p in list_peers(session)])
 
 
@@ -55,7 +55,7 @@ def add_peer(request: Request, cards: Any = Body(...)) -> Response:  # noqa: B00
 
 @router.get("/peers/{node_id}", summary="One peer")
 def peer(request: Request, node_id: str) -> Response:
-    with session_scope(get_node(request).sessions) as session:
+    with read_scope(get_node(request).sessions) as session:
         row = session.get(Peer, node_id)
         if row is None:
             raise PeerNotFoundError(f"no peer {node_id!r}")

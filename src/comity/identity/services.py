@@ -50,6 +50,7 @@ __all__ = [
     "list_peers",
     "peer_card",
     "peer_verify_key",
+    "require_peer",
     "rotate_keys",
 ]
 
@@ -241,6 +242,16 @@ def get_peer(session: Session, node_id: str) -> Peer:
     if peer is None:
         raise UnknownPeerError(f"node {node_id!r} is not a known peer")
     return peer
+
+
+def require_peer(session: Session, node_id: str) -> None:
+    """Like :func:`get_peer`, for callers that only need to know it exists.
+
+    Raises:
+        UnknownPeerError: if no card of that node was ever imported.
+    """
+    if session.execute(select(Peer.node_id).where(Peer.node_id == node_id)).first() is None:
+        raise UnknownPeerError(f"node {node_id!r} is not a known peer")
 
 
 def list_peers(session: Session) -> list[Peer]:
