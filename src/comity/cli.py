@@ -14,19 +14,28 @@ Example::
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from comity.agreements.cli import app as agreement_app
+from comity.clikit import (
+    DataDir,
+    JsonOut,
+    console,
+    fail,
+    open_node,
+    print_json,
+    settings_for,
+)
 from comity.clock import SystemClock
-from comity.config import Settings
 from comity.db import make_engine, session_scope, upgrade
+from comity.demo import demo
+from comity.federation.cli import app as message_app
 from comity.identity.errors import IdentityError
 from comity.identity.schemas import NodeKind
 from comity.node import Node
@@ -42,40 +51,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 app.add_typer(peer_app, name="peer")
 app.add_typer(db_app, name="db")
-
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[Path, typer.Option("--data-dir", envvar="COMITY_DATA_DIR",
-                                       help="The node's data directory.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def settings_for(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir)
-
-
-def open_node(data_dir: Path) -> Node:
-    """Open the node in ``data_dir`` or exit with a clear message."""
-    try:
-        return Node.open(settings_for(data_dir))
-    except IdentityError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def fail(e: Exception) -> typer.Exit:
-    """Report a domain error the way an operator can act on it."""
-    if isinstance(e, Problem):
-        err.print(f"[red]error ({e.slug}):[/red] {e.detail}")
-    else:
-        err.print(f"[red]error:[/red] {e}")
-    return typer.Exit(1)
-
 
 @node_app.command("init")
 def node_init(
@@ -231,17 +206,9 @@ def db_upgrade(data_dir: DataDir) -> None:
     console.print("Database is up to date.")
 
 
-def _register_subcommands() -> None:
-    from comity.agreements.cli import app as agreement_app
-    from comity.demo import demo
-    from comity.federation.cli import app as message_app
-
-    app.add_typer(agreement_app, name="agreement")
-    app.add_typer(message_app, name="message")
-    app.command("demo")(demo)
-
-
-_register_subcommands()
+app.add_typer(agreement_app, name="agreement")
+app.add_typer(message_app, name="message")
+app.command("demo")(demo)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from comity.agreements import services
-from comity.cli import DataDir, JsonOut, console, fail, open_node, print_json
+from comity.clikit import DataDir, JsonOut, console, fail, open_node, print_json
 from comity.db import session_scope
 from comity.node import Node
 from comity.problems import Problem

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from comity.cli import DataDir, JsonOut, console, fail, open_node, print_json
+from comity.clikit import DataDir, JsonOut, console, fail, open_node, print_json
 from comity.db import session_scope
 from comity.federation.api import inbox_view, outbox_view
 from comity.federation.models import InboxMessage, OutboxMessage

@@ -1,0 +1,61 @@
+"""The main job: ``comity demo`` as ``make run`` starts it, and its ``--check`` scenario."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def test_demo_check_runs_every_step() -> None:
+    done = subprocess.run([sys.executable, "-m", "comity", "demo", "--check"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, (report, done.stderr[-2000:])
+    assert report["ok"] is True
+    assert report["nodes"] == 3
+    assert report["agreements_in_force"] == 2
+    assert report["messages_delivered"] == 15
+    assert report["refused_at_border"] == ["no-agreement", "out-of-scope"]
+
+
+def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    for attempt in range(2):
+        proc = subprocess.Popen([sys.executable, "-m", "comity", "demo", "--dir", str(root)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 240
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Stop with Ctrl-C" in line or not line:
+                break
+        assert any("running" in ln for ln in lines), "".join(lines)
+        manifest = json.loads((root / "federation.json").read_text())
+        assert len(manifest["nodes"]) == 3
+        assert oct((root / "federation.json").stat().st_mode & 0o777) == "0o600"
+        for node in manifest["nodes"]:
+            resp = httpx.get(f"{node['api']}/agreements", trust_env=False,
+                             headers={"authorization": f"Bearer {node['token']}"})
+            assert resp.status_code == 200
+            assert len(resp.json()) == (2 if node["key"] != "cn-cert" else 1)
+        if attempt == 1:
+            assert any("Restarting" in ln for ln in lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        proc.stdout.close()
+        for node in manifest["nodes"]:
+            try:
+                httpx.get(f"{node['url']}/healthz", trust_env=False, timeout=2)
+                raise AssertionError(f"{node['key']} still answers after shutdown")
+            except httpx.HTTPError:
+                pass
