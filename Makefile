@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= comity-demo
 
-.PHONY: setup run check-demo test lint typecheck unit bench clean
+.PHONY: setup run check-demo test lint typecheck docs bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -41,8 +41,13 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+## Regenerate docs/cli.md from the command tree (a test checks it is current).
+docs: setup
+	$(BIN)/typer comity.cli utils docs --name comity --title "The comity command line" \
+		--output docs/cli.md
+
 bench: setup
-	$(BIN)/python -m bench.federation
+	$(BIN)/python -m bench.federation --postgres --out bench/results/federation.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)

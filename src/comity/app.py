@@ -40,8 +40,10 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
             if service is not None:
                 service.stop()
 
+    # No interactive docs page: FastAPI's loads its scripts from a public CDN,
+    # which would tell a third party who operates this node and when.
     app = FastAPI(title="Comity node", version=comity.__version__, lifespan=lifespan,
-                  openapi_url="/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.node = node
     app.state.tokens = TokenCache()
     install_error_handlers(app)

@@ -173,7 +173,8 @@ def _signals_raise() -> Iterator[None]:
 def _print_banner(fed: Federation, manifest: Path) -> None:
     print("\nComity demo federation is running. Open:")
     for n in fed.nodes:
-        print(f"  {n.name}\n    API docs: {n.url}/api/docs   node id {n.node_id}")
+        print(f"  {n.name}\n    API: {n.url}/api  (OpenAPI: {n.url}/openapi.json)  "
+              f"node id {n.node_id}")
     print(f"Tokens and URLs: {manifest}")
     print("Try:  comity agreement list --data-dir " + str(fed.nodes[0].data_dir))
     print("Stop with Ctrl-C.", flush=True)
