@@ -187,3 +187,18 @@ def test_receiver_rotation_is_learned_from_its_receipts(fed: LocalFederation) ->
     fed.pump()
     assert outbox(a)[-1].status == "delivered"
     assert a.api("GET", f"/api/peers/{b.id}")["serial"] == 3
+
+
+def test_message_over_the_receivers_limit_fails_alone(fed: LocalFederation) -> None:
+    """The receiver's limit is smaller than the sender's: that message fails, others flow."""
+    a = fed.add("a")
+    b = fed.add("b", max_message_bytes=2048)
+    fed.introduce_all()
+    aid = fed.agree(a, [b])
+    big = send(a, b, aid, 1, text="x" * 4000)
+    small = send(a, b, aid, 2)
+    fed.pump()
+    rows = {r.message_id: r for r in outbox(a)}
+    assert rows[big[0]].status == "failed"
+    assert "payload-too-large" in (rows[big[0]].last_error or "")
+    assert [rows[m].status for m in small] == ["delivered", "delivered"]

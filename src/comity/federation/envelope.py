@@ -282,6 +282,11 @@ class UnverifiedDelivery:
                 parsed.append(m)
                 hashes.append(m.hash)
             except (MalformedMessageError, PayloadTooLargeError) as e:
+                # Name the message when it can be named, so the sender can
+                # settle that one message and go on with the rest.
+                header = raw.get("header") if isinstance(raw, dict) else None
+                if isinstance(header, dict) and _is_uuid(header.get("id")):
+                    e.extra.setdefault("message_id", header["id"])
                 parsed.append(e)
                 try:
                     hashes.append(canonical.sha256_hex(canonical.dumps(
