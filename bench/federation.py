@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from sqlalchemy import func, select
 from comity.config import Settings
 from comity.db import session_scope
 from comity.federation.models import OutboxMessage
-from comity.localnet import LocalNode, agree, free_port, introduce, wait_for
+from comity.localnet import LocalNode, agree, free_port, introduce, spawn, wait_for
 from comity.node import Node
 from comity.pgcluster import Cluster
 
@@ -53,16 +54,9 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def start_pair(root: Path, db_urls: tuple[str, str], batch: int) -> tuple[LocalNode, LocalNode]:
-    nodes = []
-    for key, url in zip(("sender", "receiver"), db_urls, strict=True):
-        env = {"COMITY_POLL_INTERVAL_SECONDS": "0.05", "COMITY_DELIVERY_BATCH_SIZE": str(batch)}
-        if url:
-            env["COMITY_DATABASE_URL"] = url
-        node = LocalNode(key=key, data_dir=root / key, url=f"http://127.0.0.1:{free_port()}",
-                         env=env)
-        node.init(name=f"Bench {key}", kind="cert", jurisdiction="FR", languages=["en"])
-        node.start()
-        nodes.append(node)
+    env = {"COMITY_POLL_INTERVAL_SECONDS": "0.05", "COMITY_DELIVERY_BATCH_SIZE": str(batch)}
+    nodes = [spawn(root, key, env=env, database_url=url)
+             for key, url in zip(("sender", "receiver"), db_urls, strict=True)]
     introduce(nodes)
     return nodes[0], nodes[1]
 
@@ -77,6 +71,37 @@ def pending(db: Node) -> int:
     with session_scope(db.sessions) as s:
         return int(s.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.status == "pending")) or 0)
+
+
+def offer_open_loop(offer: Callable[[], Any], rate: float, n: int,
+                    workers: int) -> tuple[list[Any], float]:
+    """Call ``offer`` ``n`` times at ``rate`` per second from a thread pool.
+
+    Open loop: a slow answer never delays the next offer, so the offered rate
+    is the one asked for. Returns the results in order and the rate achieved.
+    """
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+        for i in range(n):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(pool.submit(offer))
+        offered = n / (time.monotonic() - start)
+        return [f.result() for f in futures], offered
+
+
+def delivery_latency(db: Node, ids: list[str], offered: float) -> dict[str, Any]:
+    """Wait for ``ids`` to be delivered; queue-to-receipt latency figures."""
+    wait_for("latency: all delivered", lambda: pending(db) == 0, timeout=120)
+    with session_scope(db.sessions) as s:
+        rows = s.execute(select(OutboxMessage.created_at, OutboxMessage.delivered_at).where(
+            OutboxMessage.message_id.in_(ids))).all()
+    lat = [(d - c).total_seconds() * 1000 for c, d in rows]
+    return {"messages": len(ids), "offered_per_s": round(offered, 1),
+            "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
+            "max_ms": round(max(lat), 2), "mean_ms": round(statistics.fmean(lat), 2)}
 
 
 def throughput(sender: LocalNode, receiver: LocalNode, aid: str, n: int) -> dict[str, Any]:
@@ -114,33 +139,17 @@ def latency(sender: LocalNode, receiver: LocalNode, aid: str, rate: float,
         resp.raise_for_status()
         return str(resp.json()["id"]), (time.perf_counter() - t) * 1000
 
-    start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = []
-        for i in range(n):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            futures.append(pool.submit(offer))
-        offered = n / (time.monotonic() - start)
-        answers = [f.result() for f in futures]
+    answers, offered = offer_open_loop(offer, rate, n, workers=16)
     client.close()
-    ids = [a[0] for a in answers]
     api_ms = [a[1] for a in answers]
     db = open_db(sender)
     try:
-        wait_for("latency: all delivered", lambda: pending(db) == 0, timeout=120)
-        with session_scope(db.sessions) as s:
-            rows = s.execute(select(OutboxMessage.created_at, OutboxMessage.delivered_at).where(
-                OutboxMessage.message_id.in_(ids))).all()
+        result = delivery_latency(db, [a[0] for a in answers], offered)
     finally:
         db.close()
-    lat = [(d - c).total_seconds() * 1000 for c, d in rows]
-    return {"messages": n, "offered_per_s": round(offered, 1),
-            "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
-            "max_ms": round(max(lat), 2), "mean_ms": round(statistics.fmean(lat), 2),
-            "api_p50_ms": round(percentile(api_ms, 50), 2),
-            "api_p99_ms": round(percentile(api_ms, 99), 2)}
+    result.update(api_p50_ms=round(percentile(api_ms, 50), 2),
+                  api_p99_ms=round(percentile(api_ms, 99), 2))
+    return result
 
 
 def latency_in_process(sender: LocalNode, receiver: LocalNode, aid: str, rate: float,
@@ -173,29 +182,12 @@ def latency_in_process(sender: LocalNode, receiver: LocalNode, aid: str, rate: f
                                         body=BODY, agreement_id=aid).message_id
 
     try:
-        # Open loop, as in `latency`: a slow commit must not lower the offered rate.
-        start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            futures = []
-            for i in range(n):
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                futures.append(pool.submit(offer))
-            offered = n / (time.monotonic() - start)
-            ids = [f.result() for f in futures]
-        wait_for("in-process latency: all delivered", lambda: pending(node) == 0, timeout=120)
-        with session_scope(node.sessions) as s:
-            rows = s.execute(select(OutboxMessage.created_at, OutboxMessage.delivered_at).where(
-                OutboxMessage.message_id.in_(ids))).all()
+        ids, offered = offer_open_loop(offer, rate, n, workers=8)
+        return delivery_latency(node, ids, offered)
     finally:
         server.should_exit = True
         thread.join(30)
         node.close()
-    lat = [(d - c).total_seconds() * 1000 for c, d in rows]
-    return {"messages": n, "offered_per_s": round(offered, 1),
-            "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
-            "max_ms": round(max(lat), 2), "mean_ms": round(statistics.fmean(lat), 2)}
 
 
 def raw_baseline(db_url: str, envelopes: list[Any], batch: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["LocalNode", "StepFailed", "agree", "free_port", "introduce", "wait_for"]
+__all__ = ["LocalNode", "StepFailed", "agree", "free_port", "introduce", "spawn", "wait_for"]
 
 
 class StepFailed(Exception):
@@ -155,6 +155,22 @@ class LocalNode:
         resp = self.client.get(f"{self.url}/api/agreements/{agreement_id}",
                                headers={"authorization": f"Bearer {self.token}"})
         return str(resp.json()["status"]) if resp.status_code == 200 else None
+
+
+def spawn(root: Path, key: str, *, jurisdiction: str = "FR", env: dict[str, str] | None = None,
+          database_url: str = "") -> LocalNode:
+    """Create a CERT node ``key`` under ``root`` on a free loopback port, and start it.
+
+    ``database_url`` empty means the embedded SQLite default.
+    """
+    env = dict(env or {})
+    if database_url:
+        env["COMITY_DATABASE_URL"] = database_url
+    node = LocalNode(key=key, data_dir=root / key, url=f"http://127.0.0.1:{free_port()}",
+                     env=env)
+    node.init(name=f"Node {key}", kind="cert", jurisdiction=jurisdiction, languages=["en"])
+    node.start()
+    return node
 
 
 def introduce(nodes: Sequence[LocalNode]) -> None:

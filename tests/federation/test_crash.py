@@ -26,7 +26,7 @@ from comity.db import session_scope
 from comity.federation.envelope import parse_message
 from comity.federation.models import HeldReceipt, InboxMessage, OutboxMessage
 from comity.hazmat.keys import VerifyKey
-from comity.localnet import LocalNode, agree, free_port, introduce, wait_for
+from comity.localnet import LocalNode, agree, introduce, spawn, wait_for
 from comity.node import Node
 from tests.support import SCOPE
 
@@ -36,18 +36,10 @@ DEADLINE_S = 420
 
 
 def _start_pair(tmp_path: Path, db_url: Callable[[str], str]) -> tuple[LocalNode, LocalNode]:
-    nodes = []
-    for key, cc in (("sender", "FR"), ("receiver", "KE")):
-        env = {"COMITY_POLL_INTERVAL_SECONDS": "0.2", "COMITY_RETRY_BASE_SECONDS": "0.05",
-               "COMITY_RETRY_MAX_SECONDS": "0.5", "COMITY_DELIVERY_TIMEOUT_SECONDS": "10"}
-        url = db_url(key)
-        if url:
-            env["COMITY_DATABASE_URL"] = url
-        node = LocalNode(key=key, data_dir=tmp_path / key, url=f"http://127.0.0.1:{free_port()}",
-                         env=env)
-        node.init(name=f"Crash test {key}", kind="cert", jurisdiction=cc, languages=["en"])
-        node.start()
-        nodes.append(node)
+    env = {"COMITY_POLL_INTERVAL_SECONDS": "0.2", "COMITY_RETRY_BASE_SECONDS": "0.05",
+           "COMITY_RETRY_MAX_SECONDS": "0.5", "COMITY_DELIVERY_TIMEOUT_SECONDS": "10"}
+    nodes = [spawn(tmp_path, key, jurisdiction=cc, env=env, database_url=db_url(key))
+             for key, cc in (("sender", "FR"), ("receiver", "KE"))]
     introduce(nodes)
     return nodes[0], nodes[1]
 
