@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -49,22 +50,29 @@ def get_node(request: Request) -> Node:
     return node
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """FastAPI dependency: a valid ``Authorization: Bearer`` token.
+
+    Async so that a token found in the cache costs no trip to the thread
+    pool; only a cache miss reads the database (in the pool).
 
     Raises:
         InvalidTokenError: (401) otherwise.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    candidate = token.strip() if scheme.lower() == "bearer" else None
     node = get_node(request)
     cache: TokenCache = request.app.state.tokens
+    if cache.known(candidate):
+        return
 
-    def lookup(candidate: str | None) -> None:
+    def lookup() -> None:
         with read_scope(node.sessions) as session:
             check_token(session, candidate)
+        cache.remember(candidate)
 
-    cache.check(token.strip() if scheme.lower() == "bearer" else None, lookup)
+    await run_in_threadpool(lookup)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

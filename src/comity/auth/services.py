@@ -66,15 +66,16 @@ class TokenCache:
         self._valid: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, token: str | None, lookup: Callable[[str | None], object]) -> None:
-        """Raise :class:`InvalidTokenError` unless ``token`` is (recently) valid."""
-        if token:
-            digest = _hash(token)
-            with self._lock:
-                until = self._valid.get(digest)
-            if until is not None and until > self._clock():
-                return
-        lookup(token)
+    def known(self, token: str | None) -> bool:
+        """Whether ``token`` was found valid less than ``ttl`` seconds ago."""
+        if not token:
+            return False
+        with self._lock:
+            until = self._valid.get(_hash(token))
+        return until is not None and until > self._clock()
+
+    def remember(self, token: str | None) -> None:
+        """Record that ``token`` was just found valid."""
         if token:
             with self._lock:
                 self._valid[_hash(token)] = self._clock() + self._ttl
