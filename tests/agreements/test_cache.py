@@ -21,7 +21,7 @@ def test_change_by_another_process_is_seen_at_once(fed: LocalFederation) -> None
 
     def authorize() -> None:
         with session_scope(a.node.sessions) as s:
-            server._authorize(s, **{**check, "at": fed.clock.now()})  # type: ignore[arg-type]
+            server.authorize_in(s, **{**check, "at": fed.clock.now()})  # type: ignore[arg-type]
 
     authorize()  # fills the cache
     assert aid in server.agreements._views
