@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from comity.agreements import services
+from comity.agreements.authorization import Purpose
 from comity.agreements.errors import AgreementNotInForceError, NotAPartyError
-from comity.agreements.services import Purpose
 from comity.db import session_scope
 from comity.node import Node
 from tests.support import LocalFederation

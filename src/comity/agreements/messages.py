@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from comity.agreements.authorization import Purpose
 from comity.agreements.errors import (
     AgreementNotFoundError,
     AgreementNotInForceError,
@@ -19,7 +20,6 @@ from comity.agreements.errors import (
     NotAPartyError,
 )
 from comity.agreements.services import (
-    Purpose,
     apply_party_act,
     get_agreement,
     receive_signed_document,

@@ -1,4 +1,4 @@
-"""Agreement lifecycle, and the one authorisation check every border crossing passes.
+"""Agreement lifecycle: drafting, proposing, signing, amending and the parties' acts.
 
 Lifecycle of a version: ``draft`` (local only) -> ``proposed`` (the proposer
 signed it and sent it to every party) -> ``signed`` (every party's signature
@@ -30,12 +30,9 @@ from sqlalchemy.orm import Session
 
 from comity.agreements.errors import (
     AgreementNotFoundError,
-    AgreementNotInForceError,
     AgreementStateError,
     InvalidAgreementError,
-    NoAgreementError,
     NotAPartyError,
-    OutOfScopeError,
 )
 from comity.agreements.models import (
     AgreementSignature,
@@ -44,7 +41,6 @@ from comity.agreements.models import (
     AgreementWithdrawal,
 )
 from comity.agreements.schemas import (
-    TLP,
     AgreementDocument,
     AgreementStatus,
     Scope,
@@ -57,10 +53,8 @@ from comity.identity.services import LocalIdentity, get_peer
 
 __all__ = [
     "AgreementView",
-    "Purpose",
     "Sender",
     "amend",
-    "authorize",
     "create_draft",
     "get_agreement",
     "list_agreements",
@@ -71,7 +65,6 @@ __all__ = [
     "withdraw",
 ]
 
-_TLP_ORDER = list(TLP)
 
 
 class Sender(Protocol):
@@ -81,22 +74,6 @@ class Sender(Protocol):
         self, session: Session, *, to: str, type: str, body: dict[str, Any],
         agreement_id: str | None, in_reply_to: str | None = None,
     ) -> object: ...
-
-
-@dataclass(frozen=True)
-class Purpose:
-    """What an exchange is for, checked against an agreement's scope.
-
-    ``None`` and empty tuples mean "not about that"; anything given must be
-    inside the scope.
-    """
-
-    request_type: str | None = None
-    offence_category: str | None = None
-    data_categories: tuple[str, ...] = ()
-    language: str | None = None
-    collection: str | None = None
-    tlp: TLP | None = None
 
 
 @dataclass
@@ -198,73 +175,6 @@ def list_agreements(session: Session) -> list[AgreementView]:
     views = [get_agreement(session, i) for i in ids]
     views.sort(key=lambda v: v.versions[0].created_at, reverse=True)
     return views
-
-
-# -- authorisation ------------------------------------------------------------
-
-def authorize(
-    session: Session, *, agreement_id: str | None, local_id: str, peer_id: str,
-    purpose: Purpose, at: dt.datetime,
-    load: Callable[[Session, str], AgreementView] | None = None,
-) -> AgreementDocument:
-    """Allow an exchange between this node and ``peer_id``, or raise why not.
-
-    Every domain calls this before anything crosses a border, in either
-    direction.
-
-    Returns:
-        The agreement version in force that allows the exchange.
-
-    Raises:
-        NoAgreementError: no agreement named, or none with that id here.
-        NotAPartyError: this node or the peer is not (or no longer) a party.
-        AgreementNotInForceError: not yet fully signed, suspended, expired,
-            terminated or not yet valid.
-        OutOfScopeError: the purpose falls outside the agreement's scope.
-
-    ``load`` replaces :func:`get_agreement` (e.g. by a cache's ``get``).
-    """
-    if agreement_id is None:
-        raise NoAgreementError("this exchange must name the agreement it is made under")
-    try:
-        view = (load or get_agreement)(session, agreement_id)
-    except AgreementNotFoundError as e:
-        raise NoAgreementError(f"no agreement {agreement_id!r} is held here") from e
-    doc = view.effective or view.documents[view.latest.version]
-    for node, who in ((local_id, "this node"), (peer_id, "the peer")):
-        if node not in doc.parties:
-            raise NotAPartyError(f"{who} ({node}) is not a party to agreement {agreement_id}")
-        if node in view.withdrawn:
-            raise NotAPartyError(f"{who} ({node}) has withdrawn from agreement {agreement_id}")
-    status = view.status(at)
-    if status != AgreementStatus.IN_FORCE or view.effective is None:
-        raise AgreementNotInForceError(f"agreement {agreement_id} is {status.value}")
-    check_scope(view.effective.scope, purpose)
-    return view.effective
-
-
-def check_scope(scope: Scope, purpose: Purpose) -> None:
-    """Raise :class:`OutOfScopeError` naming the first facet out of scope."""
-    def need(value: str | None, allowed: Iterable[str], facet: str) -> None:
-        if value is not None and value not in allowed:
-            raise OutOfScopeError(f"{facet} {value!r} is outside the agreement's scope",
-                                  facet=facet)
-
-    need(purpose.request_type, scope.request_types, "request type")
-    need(purpose.offence_category, scope.offence_categories, "offence category")
-    for cat in purpose.data_categories:
-        need(cat, scope.data_categories, "data category")
-    need(purpose.language, scope.languages, "language")
-    if purpose.collection is not None:
-        match = [c for c in scope.collections if c.name == purpose.collection]
-        if not match:
-            raise OutOfScopeError(f"collection {purpose.collection!r} is not shared under "
-                                  "this agreement", facet="collection")
-        if purpose.tlp is not None and (
-                _TLP_ORDER.index(purpose.tlp) > _TLP_ORDER.index(match[0].tlp_ceiling)):
-            raise OutOfScopeError(
-                f"TLP:{purpose.tlp.value.upper()} is above the collection's ceiling "
-                f"TLP:{match[0].tlp_ceiling.value.upper()}", facet="tlp")
 
 
 # -- local acts -------------------------------------------------------------------

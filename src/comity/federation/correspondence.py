@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comity.agreements.services import Purpose
+from comity.agreements.authorization import Purpose
 from comity.federation.errors import InvalidBodyError
 from comity.federation.registry import MessageType
 

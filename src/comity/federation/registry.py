@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from comity.agreements.services import Purpose
+from comity.agreements.authorization import Purpose
 from comity.federation.envelope import Message
 from comity.federation.errors import UnknownMessageTypeError
 from comity.identity.models import Peer

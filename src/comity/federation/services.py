@@ -30,8 +30,8 @@ import orjson
 from sqlalchemy import Table, event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from comity.agreements.authorization import Purpose, authorize
 from comity.agreements.cache import AgreementCache
-from comity.agreements.services import Purpose, authorize
 from comity.clock import Clock, format_ts
 from comity.config import Settings
 from comity.db import read_scope, session_scope
