@@ -21,6 +21,7 @@ from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
 from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
 from comity.identity.api import router as identity_router
+from comity.ledger.api import router as log_router
 from comity.node import Node
 
 __all__ = ["create_app"]
@@ -32,13 +33,16 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service = node.delivery_service() if deliver else None
-        if service is not None:
-            service.start()
+        sequencer = node.sequencer() if deliver else None
+        for worker in (service, sequencer):
+            if worker is not None:
+                worker.start()
         try:
             yield
         finally:
-            if service is not None:
-                service.stop()
+            for worker in (service, sequencer):
+                if worker is not None:
+                    worker.stop()
 
     # No interactive docs page: FastAPI's loads its scripts from a public CDN,
     # which would tell a third party who operates this node and when.
@@ -53,6 +57,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(agreements_router)
     app.include_router(messages_router)
     app.include_router(peer_router)
+    app.include_router(log_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -12,7 +12,7 @@ import hashlib
 import socket
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from comity.agreements import messages as agreement_messages
@@ -25,6 +25,8 @@ from comity.federation.delivery import DeliveryService
 from comity.federation.registry import MessageTypes
 from comity.federation.services import Federation
 from comity.identity.services import IdentityHolder, LocalIdentity
+from comity.ledger.sequencer import Sequencer
+from comity.ledger.services import Ledger
 
 __all__ = ["Node", "default_message_types"]
 
@@ -46,6 +48,7 @@ class Node:
     sessions: sessionmaker[Session]
     identity: IdentityHolder
     federation: Federation
+    ledger: Ledger
     clock: Clock
 
     @classmethod
@@ -64,7 +67,10 @@ class Node:
         track_generations(sessions)
         identity = IdentityHolder(settings.data_dir)
         federation = Federation(settings, identity, sessions, default_message_types(), clock)
-        return cls(settings, engine, sessions, identity, federation, clock)
+        ledger = Ledger(sessions, identity, clock)
+        event.listen(sessions, "after_commit", ledger.notify_committed)
+        ledger.ensure_state()
+        return cls(settings, engine, sessions, identity, federation, ledger, clock)
 
     @property
     def local(self) -> LocalIdentity:
@@ -81,6 +87,10 @@ class Node:
             return self.settings.instance_id
         raw = f"{socket.gethostname()}:{self.settings.data_dir.resolve()}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def sequencer(self, poll_seconds: float = 1.0) -> Sequencer:
+        """The ledger's sequencer for this process (not started)."""
+        return Sequencer(self.ledger, poll_seconds=poll_seconds)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -11,8 +11,9 @@ from comity.auth import models as auth_models
 from comity.db import Base
 from comity.federation import models as federation_models
 from comity.identity import models as identity_models
+from comity.ledger import models as ledger_models
 
 __all__ = ["metadata"]
 
 metadata = Base.metadata
-_DOMAINS = (agreements_models, auth_models, federation_models, identity_models)
+_DOMAINS = (agreements_models, auth_models, federation_models, identity_models, ledger_models)

@@ -160,6 +160,10 @@ class SigningKey:
         """Sign ``data`` (Ed25519, pure)."""
         return self._key.sign(data)
 
+    def to_cryptography(self) -> Ed25519PrivateKey:
+        """The underlying ``cryptography`` key, for other hazmat recipes (signed notes)."""
+        return self._key
+
 
 class EncryptionKey:
     """An X25519 private key, used to open bodies sealed to this node."""

@@ -1,0 +1,186 @@
+"""The node's log: assign indexes inside business transactions, integrate in batches.
+
+Appending is two steps, as in Tessera:
+
+1. **Assign** (:meth:`Ledger.assign`), inside the transaction that does the
+   act being logged: the entry gets the next index (a counter row, so indexes
+   are dense and ordered by commit) and waits in ``log_pending``. The act and
+   its log entry commit or vanish together, and the index is known at once
+   (a receipt can name it).
+2. **Integrate** (:meth:`Ledger.integrate`), by the single sequencer: takes
+   pending entries in index order, appends their hashes and entry bundles,
+   computes the new root, checks it is consistent with the last checkpoint,
+   signs a C2SP checkpoint with the node's key, and moves the checkpoint by
+   compare-and-swap on the old size, all in one transaction. A crash at any
+   point leaves the previous checkpoint and every assigned entry in place;
+   the next integration redoes the work.
+
+Trust assumptions: entries are commitments chosen by this node's own code;
+the database and the node's key are trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from comity.clock import Clock
+from comity.db import read_scope, session_scope
+from comity.hazmat import merkle
+from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
+from comity.identity.services import IdentityHolder
+from comity.ledger.models import LogPending, LogState
+from comity.ledger.storage import (
+    BLOCK,
+    BlockCache,
+    HashStore,
+    OverlayReader,
+    block_data,
+    encode_entry,
+    write_run,
+)
+
+__all__ = ["Ledger", "LedgerError", "TreeHead"]
+
+_STATE_ID = 1
+
+
+class LedgerError(RuntimeError):
+    """The log cannot move forward safely (a bug or damaged storage): stop and alarm."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+    checkpoint: bytes
+
+
+class Ledger:
+    """One node's log."""
+
+    def __init__(self, sessions: sessionmaker[Session], identity: IdentityHolder,
+                 clock: Clock, *, batch_size: int = 10_000) -> None:
+        self.sessions = sessions
+        self.identity = identity
+        self.clock = clock
+        self.batch_size = batch_size
+        self.cache = BlockCache()
+        self._listeners: list[Callable[[], None]] = []
+        self._integrate_lock = threading.Lock()
+
+    @property
+    def origin(self) -> str:
+        """The log's origin line: the node card's ``log_origin``."""
+        return str(self.identity.get().card.doc["log_origin"])
+
+    def signer(self) -> NoteSigner:
+        """The checkpoint key: the node's signing key, named after the origin."""
+        return NoteSigner(self.origin, self.identity.get().signing_key.to_cryptography())
+
+    def _sign(self, size: int, root: bytes) -> bytes:
+        return sign_note(Checkpoint(self.origin, size, root).to_text(), [self.signer()])
+
+    def ensure_state(self) -> None:
+        """Create the empty log (and its first signed checkpoint) if there is none."""
+        with session_scope(self.sessions) as session:
+            if session.get(LogState, _STATE_ID) is not None:
+                return
+        try:
+            with session_scope(self.sessions) as session:
+                session.add(LogState(
+                    id=_STATE_ID, next_index=0, size=0, root=merkle.EMPTY_ROOT,
+                    checkpoint=self._sign(0, merkle.EMPTY_ROOT).decode(),
+                    updated_at=self.clock.now()))
+        except IntegrityError:
+            pass  # another process created it first
+
+    def on_assign(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after a transaction that assigned entries commits."""
+        self._listeners.append(listener)
+
+    def assign(self, session: Session, data: bytes) -> int:
+        """Give ``data`` the next log index, inside ``session``'s transaction.
+
+        Raises:
+            ValueError: if ``data`` is longer than an entry may be.
+        """
+        encode_entry(data)  # size check before anything is written
+        index = session.execute(
+            update(LogState).where(LogState.id == _STATE_ID)
+            .values(next_index=LogState.next_index + 1)
+            .returning(LogState.next_index)).scalar_one() - 1
+        session.add(LogPending(idx=index, data=data))
+        session.info.setdefault("comity.ledger.assigned", True)
+        return int(index)
+
+    def notify_committed(self, session: Session) -> None:
+        """Session hook: wake the sequencer if entries were assigned."""
+        if session.info.pop("comity.ledger.assigned", False):
+            for listener in self._listeners:
+                listener()
+
+    def head(self) -> TreeHead:
+        """The latest signed tree head."""
+        with read_scope(self.sessions) as session:
+            state = session.get(LogState, _STATE_ID)
+            if state is None:
+                raise LedgerError("the log has not been created")
+            return TreeHead(state.size, state.root, state.checkpoint.encode())
+
+    def integrate(self) -> int:
+        """Move pending entries into the tree; returns how many were integrated.
+
+        Raises:
+            LedgerError: if the new tree would not be consistent with the last
+                checkpoint, or the checkpoint moved under us.
+        """
+        with self._integrate_lock, session_scope(self.sessions) as session:
+            state = session.scalar(select(LogState).where(LogState.id == _STATE_ID)
+                                   .with_for_update())
+            if state is None:
+                raise LedgerError("the log has not been created")
+            pending = list(session.scalars(select(LogPending).where(
+                LogPending.idx >= state.size).order_by(LogPending.idx).limit(self.batch_size)))
+            if not pending:
+                return 0
+            return self._integrate(session, state, pending)
+
+    def _integrate(self, session: Session, state: LogState, pending: list[LogPending]) -> int:
+        old_size, old_root = state.size, state.root
+        if [p.idx for p in pending] != list(range(old_size, old_size + len(pending))):
+            raise LedgerError(f"pending entries do not continue the log at {old_size}")
+        start = merkle.stored_hash_index(0, old_size)
+        reader = OverlayReader(HashStore(session, self.cache), start)
+        for n, entry in enumerate(pending, start=old_size):
+            reader.new += merkle.stored_hashes_for_record(n, merkle.leaf_hash(entry.data), reader)
+        new_size = old_size + len(pending)
+        new_root = merkle.tree_hash(new_size, reader)
+        if old_size:
+            proof = merkle.consistency_proof(old_size, new_size, reader)
+            try:
+                merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
+            except merkle.ProofError as e:
+                raise LedgerError(f"new tree is not consistent with checkpoint {old_size}") from e
+        write_run(session, "h", start, reader.new, block_data(session, "h", start // BLOCK))
+        write_run(session, "e", old_size, [encode_entry(p.data) for p in pending],
+                  block_data(session, "e", old_size // BLOCK))
+        moved = cast(CursorResult[Any], session.execute(update(LogState).where(
+            LogState.id == _STATE_ID, LogState.size == old_size).values(
+            size=new_size, root=new_root, updated_at=self.clock.now(),
+            checkpoint=self._sign(new_size, new_root).decode())))
+        if moved.rowcount != 1:
+            raise LedgerError("the checkpoint moved during integration")
+        session.execute(delete(LogPending).where(LogPending.idx < new_size),
+                        execution_options={"synchronize_session": False})
+        return len(pending)
+
+    def reader(self, session: Session) -> HashStore:
+        """A hash reader over the integrated tree, for proofs and tiles."""
+        return HashStore(session, self.cache)

@@ -1,0 +1,165 @@
+"""The node's log: indexes assigned in business transactions, integration, tiles."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from comity.db import read_scope, session_scope
+from comity.hazmat import merkle
+from comity.hazmat.note import open_note, parse_checkpoint
+from comity.ledger import services as ledger_services
+from comity.ledger.services import LedgerError
+from comity.ledger.storage import decode_bundle
+from tests.support import LocalFederation, PeerNode
+
+
+def entries(n: int, start: int = 0) -> list[bytes]:
+    return [hashlib.sha256(f"act {i}".encode()).digest() for i in range(start, start + n)]
+
+
+def append(node: PeerNode, data: list[bytes]) -> list[int]:
+    with session_scope(node.node.sessions) as s:
+        return [node.node.ledger.assign(s, d) for d in data]
+
+
+def mth(items: list[bytes]) -> bytes:
+    """RFC 6962 Merkle tree hash, recursively: an independent model."""
+    if not items:
+        return merkle.EMPTY_ROOT
+    if len(items) == 1:
+        return merkle.leaf_hash(items[0])
+    k = 1 << ((len(items) - 1).bit_length() - 1)
+    return merkle.node_hash(mth(items[:k]), mth(items[k:]))
+
+
+def test_empty_log_has_a_signed_checkpoint(fed: LocalFederation) -> None:
+    a = fed.add("a")
+    head = a.node.ledger.head()
+    assert head.size == 0
+    note = open_note(head.checkpoint, [a.node.ledger.signer().verifier])
+    cp = parse_checkpoint(note.text)
+    assert (cp.origin, cp.size, cp.root_hash) == ("a.test/log", 0, merkle.EMPTY_ROOT)
+
+
+def test_indexes_are_dense_and_a_rolled_back_act_leaves_no_gap(fed: LocalFederation) -> None:
+    a = fed.add("a")
+    assert append(a, entries(3)) == [0, 1, 2]
+
+    def failing_act() -> None:
+        with session_scope(a.node.sessions) as s:
+            a.node.ledger.assign(s, b"never committed")
+            raise RuntimeError("the act failed")
+
+    with pytest.raises(RuntimeError):
+        failing_act()
+    assert append(a, entries(2, 3)) == [3, 4]
+
+
+@pytest.mark.parametrize("batches", [[1], [5, 1, 300], [256, 256, 1], [1000]])
+def test_integration_matches_an_independent_model(fed: LocalFederation,
+                                                  batches: list[int]) -> None:
+    a = fed.add("a")
+    ledger = a.node.ledger
+    everything: list[bytes] = []
+    old_head = ledger.head()
+    for n in batches:
+        data = entries(n, len(everything))
+        append(a, data)
+        everything += data
+        while ledger.integrate():
+            pass
+        head = ledger.head()
+        assert head.size == len(everything)
+        assert head.root == mth(everything)
+        cp = parse_checkpoint(open_note(head.checkpoint, [ledger.signer().verifier]).text)
+        assert (cp.size, cp.root_hash) == (head.size, head.root)
+        with read_scope(a.node.sessions) as s:
+            reader = ledger.reader(s)
+            for i in {0, len(everything) // 2, len(everything) - 1}:
+                proof = merkle.inclusion_proof(i, head.size, reader)
+                merkle.verify_inclusion(merkle.leaf_hash(everything[i]), i, head.size, proof,
+                                        head.root)
+            if old_head.size:
+                proof = merkle.consistency_proof(old_head.size, head.size, reader)
+                merkle.verify_consistency(old_head.size, head.size, old_head.root, head.root,
+                                          proof)
+        old_head = head
+
+
+def test_tiles_and_entry_bundles_are_served(fed: LocalFederation) -> None:
+    a = fed.add("a")
+    data = entries(300)
+    append(a, data)
+    while a.node.ledger.integrate():
+        pass
+    full = a.client.get("/log/tile/0/000")
+    assert full.status_code == 200
+    assert full.content == b"".join(merkle.leaf_hash(d) for d in data[:256])
+    assert "immutable" in full.headers["cache-control"]
+    partial = a.client.get("/log/tile/0/001.p/44")
+    assert partial.content == b"".join(merkle.leaf_hash(d) for d in data[256:300])
+    level1 = a.client.get("/log/tile/1/000.p/1")
+    assert level1.content == mth(data[:256])
+    bundle = a.client.get("/log/tile/entries/000")
+    assert decode_bundle(bundle.content) == data[:256]
+    assert decode_bundle(a.client.get("/log/tile/entries/001.p/44").content) == data[256:]
+    assert a.client.get("/log/tile/0/001.p/45").status_code == 404  # not in the log yet
+    assert a.client.get("/log/tile/0/001").status_code == 404
+    for bad in ("0/1", "0/x1/000", "8/000", "0/000.p/256", "0/000.p/0", "entries", "01/000"):
+        resp = a.client.get(f"/log/tile/{bad}")
+        assert resp.status_code == 400, bad
+        assert resp.json()["type"].endswith("bad-tile-path")
+    cp = a.client.get("/log/checkpoint")
+    assert cp.headers["content-type"].startswith("text/plain")
+    assert parse_checkpoint(open_note(cp.content, [a.node.ledger.signer().verifier]).text
+                            ).size == 300
+
+
+def test_a_crash_during_integration_changes_nothing(fed: LocalFederation,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    a = fed.add("a")
+    ledger = a.node.ledger
+    append(a, entries(10))
+    ledger.integrate()
+    before = ledger.head()
+    append(a, entries(20, 10))
+    calls = {"n": 0}
+    real = ledger_services.write_run
+
+    def crash_on_second_write(*args: object, **kw: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("power cut between the hash blocks and the entry bundles")
+        real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger_services, "write_run", crash_on_second_write)
+    with pytest.raises(OSError):
+        ledger.integrate()
+    assert ledger.head() == before
+    monkeypatch.setattr(ledger_services, "write_run", real)
+    assert ledger.integrate() == 20
+    assert ledger.head().root == mth(entries(30))
+
+
+def test_inconsistent_storage_is_refused_not_signed(fed: LocalFederation,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    a = fed.add("a")
+    ledger = a.node.ledger
+    append(a, entries(5))
+    ledger.integrate()
+    before = ledger.head()
+    append(a, entries(5, 5))
+    monkeypatch.setattr(merkle, "verify_consistency",
+                        lambda *a, **k: (_ for _ in ()).throw(merkle.ProofError("forked")))
+    with pytest.raises(LedgerError, match="not consistent"):
+        ledger.integrate()
+    assert ledger.head() == before
+
+
+def test_oversized_entry_is_refused_before_anything_is_written(fed: LocalFederation) -> None:
+    a = fed.add("a")
+    with pytest.raises(ValueError, match="at most"), session_scope(a.node.sessions) as s:
+        a.node.ledger.assign(s, b"x" * 70_000)
+    assert append(a, entries(1)) == [0]
