@@ -76,10 +76,15 @@ class Node:
     def local(self) -> LocalIdentity:
         return self.identity.get()
 
-    def delivery_service(self, lease_seconds: float = 15.0) -> DeliveryService:
-        """A delivery service for this process (not started)."""
-        return DeliveryService(self.federation, owner=self.instance_id(),
-                               lease_seconds=lease_seconds)
+    def delivery_service(self, lease_seconds: float | None = None) -> DeliveryService:
+        """A delivery service for this process (not started).
+
+        The lease outlasts the slowest possible batch (a POST, a card fetch
+        and a card push, each up to the delivery timeout), so another process
+        cannot take a peer over while a batch is still in flight.
+        """
+        lease = lease_seconds or 4 * self.settings.delivery_timeout_seconds
+        return DeliveryService(self.federation, owner=self.instance_id(), lease_seconds=lease)
 
     def instance_id(self) -> str:
         """Stable id of this deployment's worker, so a restart reclaims its lease."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from comity.agreements.errors import (
+    AgreementEndedError,
     AgreementNotFoundError,
     AgreementNotInForceError,
     NoAgreementError,
@@ -70,8 +71,9 @@ def authorize(
     Raises:
         NoAgreementError: no agreement named, or none with that id here.
         NotAPartyError: this node or the peer is not (or no longer) a party.
-        AgreementNotInForceError: not yet fully signed, suspended, expired,
-            terminated or not yet valid.
+        AgreementNotInForceError: not yet fully signed, suspended or not yet
+            valid (may change by waiting).
+        AgreementEndedError: expired or terminated (will not).
         OutOfScopeError: the purpose falls outside the agreement's scope.
 
     ``load`` replaces :func:`get_agreement` (e.g. by a cache's ``get``).
@@ -89,6 +91,10 @@ def authorize(
         if node in view.withdrawn:
             raise NotAPartyError(f"{who} ({node}) has withdrawn from agreement {agreement_id}")
     status = view.status(at)
+    if status in (AgreementStatus.EXPIRED, AgreementStatus.TERMINATED):
+        # Final: unlike a suspension or a signature still in flight, this
+        # will not change by waiting, so senders must not retry.
+        raise AgreementEndedError(f"agreement {agreement_id} is {status.value}")
     if status != AgreementStatus.IN_FORCE or view.effective is None:
         raise AgreementNotInForceError(f"agreement {agreement_id} is {status.value}")
     check_scope(view.effective.scope, purpose)

@@ -26,6 +26,7 @@ from comity.agreements.services import AgreementView, get_agreement
 
 __all__ = ["AgreementCache", "track_generations"]
 
+_TOUCHED = "comity.agreements.touched"
 _TRACKED = (AgreementVersion, AgreementSignature, AgreementWithdrawal, AgreementSuspension)
 
 
@@ -34,6 +35,9 @@ def _bump(session: Session, _ctx: Any, _instances: Any) -> None:
                if isinstance(obj, _TRACKED)}
     if not touched:
         return
+    # Remembered for the rest of the transaction: views of these agreements
+    # read now include uncommitted changes and must never be cached.
+    session.info.setdefault(_TOUCHED, set()).update(touched)
     conn = session.connection()
     for aid in sorted(touched):
         done = conn.execute(update(AgreementGeneration)
@@ -62,6 +66,13 @@ class AgreementCache:
         Raises:
             AgreementNotFoundError: if this node holds no such agreement.
         """
+        if (agreement_id in session.info.get(_TOUCHED, ()) or session.new or session.dirty
+                or session.deleted):
+            # This transaction changed it (or may be about to): its view is
+            # not committed state, so it is neither served from nor put in
+            # the cache. A rollback would otherwise leave a view in the cache
+            # under a generation number that a later real change reuses.
+            return get_agreement(session, agreement_id)
         gen = session.scalar(select(AgreementGeneration.generation).where(
             AgreementGeneration.agreement_id == agreement_id))
         with self._lock:
@@ -69,7 +80,7 @@ class AgreementCache:
         if hit is not None and gen is not None and hit[0] == gen:
             return hit[1]
         view = get_agreement(session, agreement_id)
-        if gen is not None and not (session.new or session.dirty or session.deleted):
+        if gen is not None:
             with self._lock:
                 self._views[agreement_id] = (gen, view)
         return view

@@ -11,6 +11,7 @@ from __future__ import annotations
 from comity.problems import Problem
 
 __all__ = [
+    "AgreementEndedError",
     "AgreementError",
     "AgreementNotFoundError",
     "AgreementNotInForceError",
@@ -43,6 +44,13 @@ class NotAPartyError(AuthorizationError):
 class AgreementNotInForceError(AuthorizationError):
     slug = "agreement-not-in-force"
     title = "Agreement is not in force"
+
+
+class AgreementEndedError(AgreementNotInForceError):
+    """Expired or terminated: it will not come back into force by waiting."""
+
+    slug = "agreement-ended"
+    title = "Agreement has ended"
 
 
 class OutOfScopeError(AuthorizationError):

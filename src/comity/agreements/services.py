@@ -48,7 +48,7 @@ from comity.agreements.schemas import (
     parse_document,
 )
 from comity.clock import format_ts
-from comity.hazmat.keys import b64d, b64e
+from comity.hazmat.keys import KeyFormatError, b64d, b64e
 from comity.identity.services import LocalIdentity, get_peer
 
 __all__ = [
@@ -417,6 +417,27 @@ def resume(session: Session, local: LocalIdentity, sender: Sender, agreement_id:
     return _party_act(session, local, sender, agreement_id, "agreement.resume", reason, now)
 
 
+def _check_amendment(session: Session, doc: AgreementDocument, sender_id: str,
+                     now: dt.datetime) -> None:
+    """A received amendment must amend the version in force, by an active party.
+
+    Raises:
+        AgreementStateError: if it amends anything but the signed version
+            this node holds as effective, or the agreement has ended.
+        NotAPartyError: if the sender has withdrawn.
+    """
+    assert doc.supersedes is not None
+    view = get_agreement(session, doc.id)
+    effective = view.effective
+    if (effective is None or effective.version != doc.supersedes.version
+            or effective.doc_hash() != doc.supersedes.hash):
+        raise AgreementStateError("amendment of a version that is not the one in force here")
+    if sender_id not in view.active_parties:
+        raise NotAPartyError("only an active party may propose an amendment")
+    if view.status(now) in (AgreementStatus.TERMINATED, AgreementStatus.EXPIRED):
+        raise AgreementStateError(f"the agreement is {view.status(now).value}")
+
+
 def receive_signed_document(
     session: Session, *, sender_id: str, local_id: str, body: dict[str, Any],
     verify: Callable[[str, int, bytes, bytes], None], now: dt.datetime,
@@ -438,14 +459,15 @@ def receive_signed_document(
         raise InvalidAgreementError("signature must be the sender's {party, serial, sig}")
     if sender_id not in doc.parties or local_id not in doc.parties:
         raise NotAPartyError("both the sender and this node must be parties")
-    raw_sig = b64d(sig["sig"], length=64) if isinstance(sig["sig"], str) else b""
+    try:
+        raw_sig = b64d(sig["sig"], length=64)
+    except KeyFormatError as e:
+        raise InvalidAgreementError(f"signature: {e}") from e
     verify(sender_id, sig["serial"], raw_sig, doc.canonical_bytes())
     row = session.get(AgreementVersion, (doc.id, doc.version))
     if row is None:
         if doc.supersedes is not None:
-            prev = session.get(AgreementVersion, (doc.id, doc.supersedes.version))
-            if prev is None or prev.doc_hash != doc.supersedes.hash:
-                raise AgreementStateError("amendment of a version this node does not hold")
+            _check_amendment(session, doc, sender_id, now)
         _store_version(session, doc, AgreementStatus.PROPOSED, now)
         session.flush()
     elif row.doc_hash != doc.doc_hash():

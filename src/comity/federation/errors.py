@@ -28,6 +28,7 @@ __all__ = [
     "ReplayedMessageError",
     "StaleCardError",
     "StaleTimestampError",
+    "TooLargeForPeerError",
     "TransportError",
     "UnknownMessageTypeError",
     "UnsupportedMediaTypeError",
@@ -112,3 +113,7 @@ class StaleCardError(PeerDataError):
 
 class TransportError(Exception):
     """A peer could not be reached or answered unusably; retry later."""
+
+
+class TooLargeForPeerError(TransportError):
+    """The peer refused a delivery as too large (HTTP 413): send less at once."""

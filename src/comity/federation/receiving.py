@@ -33,6 +33,7 @@ from comity.federation.envelope import (
 )
 from comity.federation.errors import (
     BadSignatureError,
+    InvalidBodyError,
     MalformedJSONError,
     MalformedMessageError,
     PayloadTooLargeError,
@@ -52,7 +53,7 @@ from comity.problems import Problem
 if TYPE_CHECKING:
     from comity.federation.services import Federation
 
-__all__ = ["RETRYABLE_SLUGS", "Receiver"]
+__all__ = ["RETRYABLE_SLUGS", "Receiver", "peer_card_key"]
 
 # Per-message rejections that may succeed later unchanged: the agreement is
 # still converging on the receiver (a signature in flight), or is suspended.
@@ -105,10 +106,16 @@ class Receiver:
                         skew=s.clock_skew_seconds, what="delivery")
         parsed = delivery.open(peer_key, max_message_bytes=s.max_message_bytes)
         with session_scope(self.fed.sessions) as session:
-            return self._store(session, parsed, local, get_peer(session, delivery.sender), now)
+            # Messages are checked with the key the delivery verified under,
+            # even if the peer's card was updated in between: both were
+            # signed together, and a later card must not turn them into
+            # (final) signature failures.
+            return self._store(session, parsed, local, get_peer(session, delivery.sender),
+                               peer_key, now)
 
     def _store(self, session: Session, parsed: Sequence[Message | Exception],
-               local: LocalIdentity, peer: Peer, now: dt.datetime) -> dict[str, Any]:
+               local: LocalIdentity, peer: Peer, key: VerifyKey,
+               now: dt.datetime) -> dict[str, Any]:
         ids = [m.id for m in parsed if isinstance(m, Message)]
         seen: dict[str, _Pending] = {
             mid: _Pending(rid, h) for mid, rid, h in session.execute(
@@ -131,7 +138,7 @@ class Receiver:
                                          if isinstance(item, Problem) else None, item))
                 continue
             try:
-                dup = self._check(session, item, local, peer, now, seen)
+                dup = self._check(session, item, local, peer, key, now, seen)
             except Problem as e:
                 results.append(_rejected(item.id, e))
                 blocked = e.slug in RETRYABLE_SLUGS
@@ -173,6 +180,7 @@ class Receiver:
         return {"receipts": receipts, "results": results}
 
     def _check(self, session: Session, m: Message, local: LocalIdentity, peer: Peer,
+               key: VerifyKey,
                now: dt.datetime, seen: dict[str, _Pending]) -> _Pending | None:
         """All per-message checks; the stored original if ``m`` is a duplicate."""
         s = self.fed.settings
@@ -181,7 +189,7 @@ class Receiver:
                                         "of the delivery")
         if m.recipient != local.node_id:
             raise WrongRecipientError(f"message {m.id} is addressed to {m.recipient}")
-        m.verify(VerifyKey(peer.signing_key))
+        m.verify(key)
         original = seen.get(m.id)
         if original is not None:
             if original.message_hash != m.hash:
@@ -199,8 +207,13 @@ class Receiver:
             session.info.pop(_AUTH_MEMO, None)  # it may change what is authorised
             ctx = ReceiveContext(session=session, message=m, local=local, peer=peer, now=now,
                                  verify_party=self._party_verifier(session, local))
-            with session.begin_nested():
-                mt.on_receive(ctx)
+            try:
+                with session.begin_nested():
+                    mt.on_receive(ctx)
+            except (ValueError, TypeError, KeyError) as e:
+                # Malformed content that slipped past the type's validation:
+                # refuse this message, do not fail the whole delivery.
+                raise InvalidBodyError(f"message {m.id}: {e}") from e
         return None
 
     def _party_verifier(self, session: Session, local: LocalIdentity) -> Callable[

@@ -47,19 +47,22 @@ from comity.federation.envelope import (
     seal_message,
 )
 from comity.federation.errors import (
+    BadSignatureError,
     PayloadTooLargeError,
     PeerDataError,
+    TooLargeForPeerError,
     TransportError,
 )
 from comity.federation.models import (
     HeldReceipt,
     OutboxMessage,
 )
-from comity.federation.receiving import _AUTH_MEMO, RETRYABLE_SLUGS, Receiver
+from comity.federation.receiving import _AUTH_MEMO, RETRYABLE_SLUGS, Receiver, peer_card_key
 from comity.federation.registry import MessageTypes
 from comity.hazmat import canonical
 from comity.hazmat.keys import VerifyKey
 from comity.identity.errors import CardError, UnknownPeerError
+from comity.identity.models import PeerCard
 from comity.identity.services import (
     IdentityHolder,
     LocalIdentity,
@@ -113,6 +116,8 @@ class Federation:
         self._rng = rng or random.Random()  # noqa: S311
         self._listeners: list[Callable[[str], None]] = []
         self.agreements = AgreementCache()
+        # Peers whose body limit turned out smaller than ours: batch size to use.
+        self._batch_cap: dict[str, int] = {}
         self.receiver = Receiver(self)
         event.listen(sessions, "after_commit", self._after_commit)
 
@@ -244,11 +249,13 @@ class Federation:
         """
         now = self.clock.now()
         local = self.identity.get()
+        limit = self._batch_cap.get(peer_id, self.settings.delivery_batch_size)
         with read_scope(self.sessions) as session:
-            rows = list(session.scalars(
+            rows = _within_bytes(list(session.scalars(
                 select(OutboxMessage).where(OutboxMessage.peer_id == peer_id,
                                             OutboxMessage.status == "pending")
-                .order_by(OutboxMessage.seq).limit(self.settings.delivery_batch_size)))
+                .order_by(OutboxMessage.seq).limit(limit))),
+                self.settings.max_delivery_bytes)
             if not rows:
                 return BatchOutcome(idle=True)
             if rows[0].next_attempt_at > now:
@@ -265,10 +272,21 @@ class Federation:
             answer = self._post(client, url, body)
             if answer.get("__stale_card__"):
                 self._push_cards(client, url, local)
-                return BatchOutcome()
+                # Retry soon, not at once: a peer that keeps asking must not
+                # keep this worker spinning.
+                return BatchOutcome(retry_at=now + dt.timedelta(
+                    seconds=self.settings.retry_base_seconds))
             receipts = self._verify_receipts(client, answer, peer_id, url, local, peer_key,
                                              peer_serial)
-            return self._apply(answer, receipts, rows, peer_id)
+            outcome = self._apply(answer, receipts, rows, peer_id)
+            self._batch_cap.pop(peer_id, None)
+            return outcome
+        except TooLargeForPeerError as e:
+            if len(rows) > 1:
+                # The peer's body limit is below ours: send smaller batches.
+                self._batch_cap[peer_id] = max(1, len(rows) // 2)
+                return BatchOutcome(retry_at=now)
+            return self._fail(rows[0].seq, f"payload-too-large: {e}")
         except (TransportError, PeerDataError, CardError, UnknownPeerError) as e:
             return self._defer(rows[0].seq, f"{type(e).__name__}: {e}")
 
@@ -299,6 +317,9 @@ class Federation:
         if resp.status_code == 409 and isinstance(answer, dict) and str(
                 answer.get("type", "")).endswith(":stale-peer-card"):
             return {"__stale_card__": True}
+        if resp.status_code == 413:
+            raise TooLargeForPeerError(str(answer.get("detail") if isinstance(answer, dict)
+                                           else "delivery too large"))
         if resp.status_code != 200 or not isinstance(answer, dict):
             detail = answer.get("detail") if isinstance(answer, dict) else None
             raise TransportError(f"HTTP {resp.status_code}: {detail or 'unexpected answer'}")
@@ -338,14 +359,33 @@ class Federation:
         if not isinstance(raw, list):
             raise TransportError("answer has no receipts list")
         out: list[Receipt | None] = []
+        keys = {serial: key}
         for r in raw:
             if r == {}:
                 out.append(None)
                 continue
-            if receipt_serial(r) > serial:
+            named = receipt_serial(r)
+            if named > serial:
                 key, serial = self._refresh_peer_card(client, url, peer_id)
-            out.append(parse_receipt(r, key, receiver=peer_id, sender=local.node_id))
+                keys[serial] = key
+            if named not in keys:
+                # A duplicate's original receipt, signed under an older card.
+                keys[named] = self._peer_key_at(peer_id, named)
+            out.append(parse_receipt(r, keys[named], receiver=peer_id, sender=local.node_id))
         return out
+
+    def _peer_key_at(self, peer_id: str, serial: int) -> VerifyKey:
+        """The signing key of the peer's card ``serial``, from the chain we accepted.
+
+        Raises:
+            BadSignatureError: if we never accepted a card with that serial.
+        """
+        with read_scope(self.sessions) as session:
+            row = session.get(PeerCard, (peer_id, serial))
+            if row is None:
+                raise BadSignatureError(f"receipt names card {serial} of {peer_id}, "
+                                        "which was never accepted here")
+            return peer_card_key(row.card)
 
     def _apply(self, answer: dict[str, Any], receipts: list[Receipt | None],
                rows: list[OutboxMessage], peer_id: str) -> BatchOutcome:
@@ -410,6 +450,15 @@ class Federation:
                                     receipt=orjson.dumps(receipt.doc), stored_at=now))
         return existing
 
+    def _fail(self, seq: int, error: str) -> BatchOutcome:
+        """A final refusal of one message: it will never be accepted as it is."""
+        with session_scope(self.sessions) as session:
+            row = session.get(OutboxMessage, seq)
+            assert row is not None
+            row.status = "failed"
+            row.last_error = error[:2000]
+        return BatchOutcome(failed=1)
+
     def _defer(self, seq: int, error: str) -> BatchOutcome:
         with session_scope(self.sessions) as session:
             return self._defer_in(session, seq, error, 0, 0)
@@ -424,3 +473,19 @@ class Federation:
         log.info("delivery of %s to %s deferred: %s", row.message_id, row.peer_id, error)
         return BatchOutcome(delivered=delivered, failed=failed, retry_at=row.next_attempt_at)
 
+
+
+def _within_bytes(rows: list[OutboxMessage], limit: int) -> list[OutboxMessage]:
+    """The longest prefix of ``rows`` whose delivery stays under ``limit`` bytes.
+
+    At least one row is always kept: a message that alone exceeds a peer's
+    limit is refused by that peer, and then fails on its own.
+    """
+    budget = limit - 4096  # the delivery's own fields and signature
+    out: list[OutboxMessage] = []
+    for row in rows:
+        budget -= len(row.envelope) + 1
+        if budget < 0 and out:
+            break
+        out.append(row)
+    return out
