@@ -22,11 +22,11 @@ the database and the node's key are trusted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -111,14 +111,28 @@ class Ledger:
         Raises:
             ValueError: if ``data`` is longer than an entry may be.
         """
-        encode_entry(data)  # size check before anything is written
-        index = session.execute(
+        return self.assign_many(session, [data])[0]
+
+    def assign_many(self, session: Session, items: Sequence[bytes]) -> list[int]:
+        """Give each of ``items`` the next log index, in order, in one statement pair.
+
+        Raises:
+            ValueError: if an item is longer than an entry may be (nothing is
+                written then).
+        """
+        if not items:
+            return []
+        for data in items:
+            encode_entry(data)  # size checks before anything is written
+        end = session.execute(
             update(LogState).where(LogState.id == _STATE_ID)
-            .values(next_index=LogState.next_index + 1)
-            .returning(LogState.next_index)).scalar_one() - 1
-        session.add(LogPending(idx=index, data=data))
-        session.info.setdefault("comity.ledger.assigned", True)
-        return int(index)
+            .values(next_index=LogState.next_index + len(items))
+            .returning(LogState.next_index)).scalar_one()
+        first = int(end) - len(items)
+        session.execute(insert(cast(Table, LogPending.__table__)),
+                        [{"idx": first + k, "data": d} for k, d in enumerate(items)])
+        session.info["comity.ledger.assigned"] = True
+        return list(range(first, first + len(items)))
 
     def notify_committed(self, session: Session) -> None:
         """Session hook: wake the sequencer if entries were assigned."""
@@ -146,20 +160,22 @@ class Ledger:
                                    .with_for_update())
             if state is None:
                 raise LedgerError("the log has not been created")
-            pending = list(session.scalars(select(LogPending).where(
-                LogPending.idx >= state.size).order_by(LogPending.idx).limit(self.batch_size)))
+            pending = [(int(i), bytes(d)) for i, d in session.execute(
+                select(LogPending.idx, LogPending.data).where(LogPending.idx >= state.size)
+                .order_by(LogPending.idx).limit(self.batch_size))]
             if not pending:
                 return 0
             return self._integrate(session, state, pending)
 
-    def _integrate(self, session: Session, state: LogState, pending: list[LogPending]) -> int:
+    def _integrate(self, session: Session, state: LogState,
+                   pending: list[tuple[int, bytes]]) -> int:
         old_size, old_root = state.size, state.root
-        if [p.idx for p in pending] != list(range(old_size, old_size + len(pending))):
+        if [i for i, _ in pending] != list(range(old_size, old_size + len(pending))):
             raise LedgerError(f"pending entries do not continue the log at {old_size}")
         start = merkle.stored_hash_index(0, old_size)
         reader = OverlayReader(HashStore(session, self.cache), start)
-        for n, entry in enumerate(pending, start=old_size):
-            reader.new += merkle.stored_hashes_for_record(n, merkle.leaf_hash(entry.data), reader)
+        for n, (_, data) in enumerate(pending, start=old_size):
+            reader.new += merkle.stored_hashes_for_record(n, merkle.leaf_hash(data), reader)
         new_size = old_size + len(pending)
         new_root = merkle.tree_hash(new_size, reader)
         if old_size:
@@ -169,7 +185,7 @@ class Ledger:
             except merkle.ProofError as e:
                 raise LedgerError(f"new tree is not consistent with checkpoint {old_size}") from e
         write_run(session, "h", start, reader.new, block_data(session, "h", start // BLOCK))
-        write_run(session, "e", old_size, [encode_entry(p.data) for p in pending],
+        write_run(session, "e", old_size, [encode_entry(d) for _, d in pending],
                   block_data(session, "e", old_size // BLOCK))
         moved = cast(CursorResult[Any], session.execute(update(LogState).where(
             LogState.id == _STATE_ID, LogState.size == old_size).values(

@@ -1,0 +1,125 @@
+"""Benchmark: the node's log against pymerkle's SqliteTree, side by side.
+
+- **appends**: N 32-byte commitments assigned in transactions of ``--batch``
+  entries and integrated by the sequencer (hash blocks, entry bundles, the
+  consistency check and a signed checkpoint per integration), on SQLite with
+  ``synchronous=FULL``; entries per second, all durable.
+- **inclusion proofs**: proofs per second for random indexes in the tree,
+  each generated from storage (after one warm-up pass of the block cache is
+  *not* done: the cache starts cold) and verified.
+- **reference**: pymerkle 7's ``SqliteTree`` appending the same entries
+  (which stores leaves and computes no roots) and proving inclusion.
+
+Checkpoint cosignature round-trips are not measured yet: witnessing is not
+built. Run ``python -m bench.ledger`` (1,000,000 entries; ``--entries`` to
+change). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from comity.clock import SystemClock
+from comity.config import Settings
+from comity.db import read_scope, session_scope
+from comity.hazmat import merkle
+from comity.identity.schemas import NodeKind
+from comity.identity.services import init_node
+from comity.node import Node
+
+
+def commitments(n: int, start: int = 0) -> list[bytes]:
+    return [hashlib.sha256(i.to_bytes(8, "big")).digest() for i in range(start, start + n)]
+
+
+def comity_appends(node: Node, n: int, batch: int) -> dict[str, Any]:
+    ledger = node.ledger
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        data = commitments(k, done)
+        with session_scope(node.sessions) as s:
+            ledger.assign_many(s, data)
+        while ledger.integrate():
+            pass
+        done += k
+    elapsed = time.perf_counter() - t0
+    return {"entries": n, "seconds": round(elapsed, 2), "per_s": round(n / elapsed)}
+
+
+def comity_proofs(node: Node, count: int) -> dict[str, Any]:
+    head = node.ledger.head()
+    rng = random.Random(7)
+    idx = [rng.randrange(head.size) for _ in range(count)]
+    t0 = time.perf_counter()
+    with read_scope(node.sessions) as s:
+        reader = node.ledger.reader(s)
+        for i in idx:
+            proof = merkle.inclusion_proof(i, head.size, reader)
+            merkle.verify_inclusion(merkle.leaf_hash(commitments(1, i)[0]), i, head.size,
+                                    proof, head.root)
+    elapsed = time.perf_counter() - t0
+    return {"tree_size": head.size, "proofs": count, "per_s": round(count / elapsed)}
+
+
+def pymerkle_reference(path: Path, n: int, proofs: int) -> dict[str, Any]:
+    from pymerkle import SqliteTree
+
+    tree = SqliteTree(str(path))
+    t0 = time.perf_counter()
+    tree.append_entries(commitments(n))
+    append_s = time.perf_counter() - t0
+    rng = random.Random(7)
+    size = tree.get_size()
+    t0 = time.perf_counter()
+    for _ in range(proofs):
+        tree.prove_inclusion(rng.randrange(size) + 1, size)  # pymerkle counts from 1
+    proof_s = time.perf_counter() - t0
+    tree.close()
+    return {"entries": n, "appends_per_s": round(n / append_s),
+            "proofs": proofs, "proofs_per_s": round(proofs / proof_s),
+            "note": "appends store leaves only; no roots are computed"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--proofs", type=int, default=20_000)
+    ap.add_argument("--reference-entries", type=int, default=100_000,
+                    help="pymerkle tree size (its proofs slow down steeply with size)")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="comity-bench-ledger-") as tmp:
+        root = Path(tmp)
+        init_node(root / "node", name="Bench", kind=NodeKind.CERT, jurisdiction="FR",
+                  url="http://127.0.0.1:1", languages=["en"], clock=SystemClock())
+        node = Node.open(Settings(data_dir=root / "node"))
+        try:
+            appends = comity_appends(node, args.entries, args.batch)
+            proofs = comity_proofs(node, args.proofs)
+        finally:
+            node.close()
+        ref = pymerkle_reference(root / "pymerkle.db", args.reference_entries,
+                                 min(args.proofs, 2_000))
+    result = {"benchmark": "ledger", "backend": "sqlite", "appends": appends,
+              "inclusion": proofs, "pymerkle": ref,
+              "cosignature_round_trip": "not measured: witnessing is not built yet",
+              "targets": {"appends_per_s>=50000": appends["per_s"] >= 50_000,
+                          "proofs_per_s>=20000_at_10M": None}}
+    print(json.dumps(result), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
