@@ -47,7 +47,9 @@ docs: setup
 		--output docs/cli.md
 
 bench: setup
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench.federation --postgres --out bench/results/federation.json
+	$(BIN)/python -m bench.ledger --out bench/results/ledger.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)
