@@ -44,6 +44,9 @@ def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> 
         assert len(manifest["nodes"]) == 3
         assert oct((root / "federation.json").stat().st_mode & 0o777) == "0o600"
         for node in manifest["nodes"]:
+            checkpoint = httpx.get(f"{node['log']}/checkpoint", trust_env=False)
+            assert checkpoint.status_code == 200
+            assert checkpoint.text.startswith(node["url"].split("://", 1)[1] + "/log\n")
             resp = httpx.get(f"{node['api']}/agreements", trust_env=False,
                              headers={"authorization": f"Bearer {node['token']}"})
             assert resp.status_code == 200

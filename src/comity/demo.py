@@ -91,7 +91,8 @@ class Federation:
         path = self.root / "federation.json"
         doc = {"nodes": [{"key": n.key, "name": n.name, "node_id": n.node_id,
                           "data_dir": str(n.data_dir), "url": n.url, "api": f"{n.url}/api",
-                          "openapi": f"{n.url}/openapi.json", "token": n.token}
+                          "openapi": f"{n.url}/openapi.json", "log": f"{n.url}/log",
+                          "token": n.token}
                          for n in self.nodes]}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
