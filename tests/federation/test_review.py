@@ -127,3 +127,30 @@ def test_malformed_agreement_signature_is_refused_alone(fed: LocalFederation) ->
     assert statuses == ["rejected", "accepted"]
     assert answer.json()["results"][0]["problem"]["type"].endswith("invalid-agreement")
 
+
+
+def test_a_colliding_copy_of_a_delivery_is_told_to_retry(
+        fed: LocalFederation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two copies of one delivery at once (PostgreSQL): the loser stores nothing, gets 503."""
+    from sqlalchemy.exc import IntegrityError
+
+    from comity.federation.receiving import Receiver
+
+    a, b = fed.add("a"), fed.add("b")
+    fed.introduce_all()
+    aid = fed.agree(a, [b])
+    real = Receiver._store
+
+    def collide(self: Receiver, session: Any, *args: Any) -> Any:
+        real(self, session, *args)
+        session.flush()
+        raise IntegrityError("INSERT INTO inbox", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(Receiver, "_store", collide)
+    msg = make_message(a, b, aid)
+    resp = deliver(a, b, [msg])
+    assert resp.status_code == 503
+    assert resp.json()["type"].endswith("retry-later")
+    monkeypatch.setattr(Receiver, "_store", real)
+    assert all(m["id"] != msg.id for m in b.api("GET", "/api/inbox", params={"peer": a.id}))
+    assert deliver(a, b, [msg]).json()["results"][0]["status"] == "accepted"

@@ -19,6 +19,7 @@ from comity.problems import Problem
 
 __all__ = [
     "BadSignatureError",
+    "ConcurrentDeliveryError",
     "FutureTimestampError",
     "InvalidBodyError",
     "MalformedJSONError",
@@ -108,6 +109,15 @@ class StaleCardError(PeerDataError):
     slug = "stale-peer-card"
     status = 409
     title = "Sender's card is newer than the one held here"
+    retryable = True
+
+
+class ConcurrentDeliveryError(PeerDataError):
+    """Two copies of one delivery raced; this one stored nothing. Retry."""
+
+    slug = "retry-later"
+    status = 503
+    title = "Delivery collided with a concurrent copy; retry"
     retryable = True
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from comity.db import read_scope, session_scope
@@ -33,6 +34,7 @@ from comity.federation.envelope import (
 )
 from comity.federation.errors import (
     BadSignatureError,
+    ConcurrentDeliveryError,
     InvalidBodyError,
     MalformedJSONError,
     MalformedMessageError,
@@ -105,13 +107,20 @@ class Receiver:
         check_freshness(delivery.sent, now, max_age=s.clock_skew_seconds,
                         skew=s.clock_skew_seconds, what="delivery")
         parsed = delivery.open(peer_key, max_message_bytes=s.max_message_bytes)
-        with session_scope(self.fed.sessions) as session:
-            # Messages are checked with the key the delivery verified under,
-            # even if the peer's card was updated in between: both were
-            # signed together, and a later card must not turn them into
-            # (final) signature failures.
-            return self._store(session, parsed, local, get_peer(session, delivery.sender),
-                               peer_key, now)
+        try:
+            with session_scope(self.fed.sessions) as session:
+                # Messages are checked with the key the delivery verified
+                # under, even if the peer's card was updated in between: both
+                # were signed together, and a later card must not turn them
+                # into (final) signature failures.
+                return self._store(session, parsed, local,
+                                   get_peer(session, delivery.sender), peer_key, now)
+        except IntegrityError as e:
+            # Another copy of the same delivery committed first (PostgreSQL,
+            # two requests at once): nothing of this one was stored, and a
+            # retry will be answered as a duplicate.
+            raise ConcurrentDeliveryError("the same messages are being stored by another "
+                                          "request; retry") from e
 
     def _store(self, session: Session, parsed: Sequence[Message | Exception],
                local: LocalIdentity, peer: Peer, key: VerifyKey,

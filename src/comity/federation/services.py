@@ -292,16 +292,26 @@ class Federation:
 
     def _resign_all(self, rows: list[OutboxMessage],
                     local: LocalIdentity) -> list[OutboxMessage]:
-        """Keys were rotated while these waited: same messages (same hashes), new signatures."""
+        """Keys were rotated while these waited: same messages (same hashes), new signatures.
+
+        Only the envelope and its serial are written, and only while the row
+        is still pending: the rows in hand were read earlier, and writing
+        them back whole could undo what another worker recorded since.
+        """
+        updates = []
+        for row in rows:
+            if row.signed_serial != local.serial:
+                msg = resign(local.signing_key, parse_message(orjson.loads(row.envelope),
+                                                              max_bytes=1 << 62))
+                row.envelope = msg.envelope_bytes()
+                row.signed_serial = local.serial
+                updates.append(row)
         with session_scope(self.sessions) as session:
-            fresh = [session.merge(row) for row in rows]
-            for row in fresh:
-                if row.signed_serial != local.serial:
-                    msg = resign(local.signing_key, parse_message(orjson.loads(row.envelope),
-                                                                  max_bytes=1 << 62))
-                    row.envelope = msg.envelope_bytes()
-                    row.signed_serial = local.serial
-            return fresh
+            for row in updates:
+                session.execute(update(OutboxMessage).where(
+                    OutboxMessage.seq == row.seq, OutboxMessage.status == "pending").values(
+                    envelope=row.envelope, signed_serial=row.signed_serial))
+        return rows
 
     def _post(self, client: httpx.Client, url: str, body: bytes) -> dict[str, Any]:
         try:
