@@ -4,9 +4,9 @@
   entries and integrated by the sequencer (hash blocks, entry bundles, the
   consistency check and a signed checkpoint per integration), on SQLite with
   ``synchronous=FULL``; entries per second, all durable.
-- **inclusion proofs**: proofs per second for random indexes in the tree,
-  each generated from storage (after one warm-up pass of the block cache is
-  *not* done: the cache starts cold) and verified.
+- **inclusion proofs**: proofs per second served for random indexes in the
+  tree, generated from storage with the block cache starting cold; every
+  50th proof is verified.
 - **reference**: pymerkle 7's ``SqliteTree`` appending the same entries
   (which stores leaves and computes no roots) and proving inclusion.
 
@@ -62,12 +62,15 @@ def comity_proofs(node: Node, count: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     with read_scope(node.sessions) as s:
         reader = node.ledger.reader(s)
-        for i in idx:
-            proof = merkle.inclusion_proof(i, head.size, reader)
-            merkle.verify_inclusion(merkle.leaf_hash(commitments(1, i)[0]), i, head.size,
-                                    proof, head.root)
+        proofs = [merkle.inclusion_proof(i, head.size, reader) for i in idx]
     elapsed = time.perf_counter() - t0
-    return {"tree_size": head.size, "proofs": count, "per_s": round(count / elapsed)}
+    # Serving is what is timed; every 50th proof is verified, to be sure
+    # the figure is for correct proofs.
+    for i, proof in list(zip(idx, proofs, strict=True))[::50]:
+        merkle.verify_inclusion(merkle.leaf_hash(commitments(1, i)[0]), i, head.size, proof,
+                                head.root)
+    return {"tree_size": head.size, "proofs": count, "per_s": round(count / elapsed),
+            "cache": "cold at start"}
 
 
 def pymerkle_reference(path: Path, n: int, proofs: int) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def pymerkle_reference(path: Path, n: int, proofs: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     for _ in range(proofs):
         tree.prove_inclusion(rng.randrange(size) + 1, size)  # pymerkle counts from 1
+    # Timed the same way as ours: generating proofs, not verifying them.
     proof_s = time.perf_counter() - t0
     tree.close()
     return {"entries": n, "appends_per_s": round(n / append_s),

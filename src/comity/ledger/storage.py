@@ -47,7 +47,12 @@ class LedgerStorageError(RuntimeError):
 
 
 class BlockCache:
-    """Full (immutable) hash blocks, most recently used kept, shared by threads."""
+    """Hash blocks, most recently used kept, shared by threads.
+
+    Stored hashes never change once written; a block only grows until it is
+    full. So a cached block is right for every index it covers, and a read
+    beyond its end simply fetches the block again.
+    """
 
     def __init__(self, capacity: int = 4096) -> None:
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
@@ -62,8 +67,6 @@ class BlockCache:
             return data
 
     def put(self, block: int, data: bytes) -> None:
-        if len(data) != BLOCK * HASH_SIZE:
-            return  # partial blocks still grow; only full ones are immutable
         with self._lock:
             self._blocks[block] = data
             self._blocks.move_to_end(block)
@@ -78,13 +81,16 @@ class HashStore:
         self.session = session
         self.cache = cache
 
-    def blocks(self, numbers: set[int]) -> dict[int, bytes]:
-        """The hash blocks ``numbers``, from the cache or the database."""
+    def blocks(self, needs: dict[int, int]) -> dict[int, bytes]:
+        """Hash blocks, each at least ``needs[block]`` bytes long if stored so far.
+
+        Served from the cache when the cached copy is long enough, else read.
+        """
         found: dict[int, bytes] = {}
         missing = []
-        for b in numbers:
+        for b, length in needs.items():
             data = self.cache.get(b)
-            if data is None:
+            if data is None or len(data) < length:
                 missing.append(b)
             else:
                 found[b] = data
@@ -97,7 +103,11 @@ class HashStore:
         return found
 
     def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        blocks = self.blocks({i // BLOCK for i in indexes})
+        needs: dict[int, int] = {}
+        for i in indexes:
+            b, end = divmod(i, BLOCK)
+            needs[b] = max(needs.get(b, 0), (end + 1) * HASH_SIZE)
+        blocks = self.blocks(needs)
         out = []
         for i in indexes:
             data = blocks.get(i // BLOCK, b"")
