@@ -34,7 +34,6 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from comity.config import Settings
 from comity.db import session_scope
 from comity.federation.models import OutboxMessage
 from comity.localnet import LocalNode, agree, free_port, introduce, spawn, wait_for
@@ -59,12 +58,6 @@ def start_pair(root: Path, db_urls: tuple[str, str], batch: int) -> tuple[LocalN
              for key, url in zip(("sender", "receiver"), db_urls, strict=True)]
     introduce(nodes)
     return nodes[0], nodes[1]
-
-
-def open_db(node: LocalNode) -> Node:
-    return Node.open(Settings(data_dir=node.data_dir,
-                              database_url=node.env.get("COMITY_DATABASE_URL", "")),
-                     migrate=False)
 
 
 def pending(db: Node) -> int:
@@ -105,7 +98,7 @@ def delivery_latency(db: Node, ids: list[str], offered: float) -> dict[str, Any]
 
 
 def throughput(sender: LocalNode, receiver: LocalNode, aid: str, n: int) -> dict[str, Any]:
-    db = open_db(sender)
+    db = sender.open_node()
     try:
         with session_scope(db.sessions) as s:
             rows = [db.federation.send(s, to=receiver.node_id, type="correspondence",
@@ -142,7 +135,7 @@ def latency(sender: LocalNode, receiver: LocalNode, aid: str, rate: float,
     answers, offered = offer_open_loop(offer, rate, n, workers=16)
     client.close()
     api_ms = [a[1] for a in answers]
-    db = open_db(sender)
+    db = sender.open_node()
     try:
         result = delivery_latency(db, [a[0] for a in answers], offered)
     finally:
@@ -169,7 +162,7 @@ def latency_in_process(sender: LocalNode, receiver: LocalNode, aid: str, rate: f
     from comity.app import create_app
 
     sender.stop()
-    node = open_db(sender)
+    node = sender.open_node()
     port = int(sender.url.rsplit(":", 1)[1])
     server = uvicorn.Server(uvicorn.Config(create_app(node), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))

@@ -19,9 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from comity.node import Node
 
 __all__ = ["LocalNode", "StepFailed", "agree", "free_port", "introduce", "spawn", "wait_for"]
 
@@ -133,6 +136,19 @@ class LocalNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def open_node(self) -> Node:
+        """This node's data directory and database opened in this process.
+
+        For a test or benchmark to read or write what the server stores, the
+        way the CLI does; the server may keep running.
+        """
+        from comity.config import Settings
+        from comity.node import Node
+
+        return Node.open(Settings(data_dir=self.data_dir,
+                                  database_url=self.env.get("COMITY_DATABASE_URL", "")),
+                         migrate=False)
 
     def close(self) -> None:
         """Stop the server and release the API client's connections."""

@@ -21,7 +21,6 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from comity.config import Settings
 from comity.db import session_scope
 from comity.federation.envelope import parse_message
 from comity.federation.models import HeldReceipt, InboxMessage, OutboxMessage
@@ -42,12 +41,6 @@ def _start_pair(tmp_path: Path, db_url: Callable[[str], str]) -> tuple[LocalNode
              for key, cc in (("sender", "FR"), ("receiver", "KE"))]
     introduce(nodes)
     return nodes[0], nodes[1]
-
-
-def _open(node: LocalNode) -> Node:
-    return Node.open(Settings(data_dir=node.data_dir,
-                              database_url=node.env.get("COMITY_DATABASE_URL", "")),
-                     migrate=False)
 
 
 def _chaos(nodes: list[LocalNode], stop: threading.Event, kills: dict[str, int],
@@ -104,7 +97,7 @@ def test_kill9_sender_and_receiver_loses_and_duplicates_nothing(
     sender_db = receiver_db = None
     try:
         aid = agree(sender, [receiver], title="Crash test", scope=SCOPE)
-        sender_db, receiver_db = _open(sender), _open(receiver)
+        sender_db, receiver_db = sender.open_node(), receiver.open_node()
         started = time.monotonic()
         chaos.start()
         body = {"subject": "Preservation", "text": "x" * 200, "language": "en"}
