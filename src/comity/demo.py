@@ -176,8 +176,9 @@ def _print_banner(fed: Federation, manifest: Path) -> None:
     for n in fed.nodes:
         print(f"  {n.name}\n    API: {n.url}/api  (OpenAPI: {n.url}/openapi.json)  "
               f"node id {n.node_id}")
-    print(f"Tokens and URLs: {manifest}")
-    print("Try:  comity agreement list --data-dir " + str(fed.nodes[0].data_dir))
+    cli = Path(sys.executable).parent / "comity"
+    print(f"API calls need the node's token (Authorization: Bearer …) from {manifest}")
+    print(f"Try:  {cli} agreement list --data-dir {fed.nodes[0].data_dir}")
     print("Stop with Ctrl-C.", flush=True)
 
 
