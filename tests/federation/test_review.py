@@ -154,3 +154,22 @@ def test_a_colliding_copy_of_a_delivery_is_told_to_retry(
     monkeypatch.setattr(Receiver, "_store", real)
     assert all(m["id"] != msg.id for m in b.api("GET", "/api/inbox", params={"peer": a.id}))
     assert deliver(a, b, [msg]).json()["results"][0]["status"] == "accepted"
+
+
+def test_holding_the_same_receipt_twice_keeps_one_copy(fed: LocalFederation) -> None:
+    from sqlalchemy import func, select
+
+    from comity.federation.envelope import Receipt
+    from comity.federation.models import HeldReceipt
+
+    a, b = fed.add("a"), fed.add("b")
+    fed.introduce_all()
+    doc = {"type": "comity.receipt", "v": 1, "from": b.id, "to": a.id, "serial": 1,
+           "received": format_ts(fed.clock.now()), "entries": [], "sig": "x"}
+    ids = []
+    for _ in range(2):
+        with session_scope(a.node.sessions) as s:
+            ids.append(a.node.federation._hold_receipt(s, Receipt(doc), b.id, fed.clock.now()))
+    assert ids[0] == ids[1]
+    with session_scope(a.node.sessions) as s:
+        assert s.scalar(select(func.count()).select_from(HeldReceipt)) == 1

@@ -28,6 +28,8 @@ from typing import Any, cast
 import httpx
 import orjson
 from sqlalchemy import Table, event, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from comity.agreements.authorization import Purpose, authorize
@@ -452,13 +454,19 @@ class Federation:
     def _hold_receipt(self, session: Session, receipt: Receipt, peer_id: str,
                       now: dt.datetime) -> str:
         digest = canonical.sha256_hex(canonical.dumps(receipt.doc))
-        existing = session.scalar(select(HeldReceipt.receipt_id).where(
+        # Insert-or-keep in one statement: two workers holding the same
+        # receipt (a lease handed over mid-batch) cannot collide on it.
+        table = cast(Table, HeldReceipt.__table__)
+        values = {"receipt_id": str(uuid.uuid4()), "peer_id": peer_id, "receipt_hash": digest,
+                  "receipt": orjson.dumps(receipt.doc), "stored_at": now}
+        dialect = session.get_bind().dialect.name
+        stmt = (pg_insert(table) if dialect == "postgresql" else sqlite_insert(table))
+        session.execute(stmt.values(**values).on_conflict_do_nothing(
+            index_elements=["receipt_hash"]))
+        held = session.scalar(select(HeldReceipt.receipt_id).where(
             HeldReceipt.receipt_hash == digest))
-        if existing is None:
-            existing = str(uuid.uuid4())
-            session.add(HeldReceipt(receipt_id=existing, peer_id=peer_id, receipt_hash=digest,
-                                    receipt=orjson.dumps(receipt.doc), stored_at=now))
-        return existing
+        assert held is not None
+        return str(held)
 
     def _fail(self, seq: int, error: str) -> BatchOutcome:
         """A final refusal of one message: it will never be accepted as it is."""
