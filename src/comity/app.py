@@ -19,6 +19,7 @@ from comity.agreements.api import router as agreements_router
 from comity.auth.services import TokenCache
 from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
+from comity.federation.receiving import CARD_CHAIN_BYTES
 from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
 from comity.identity.api import router as identity_router
 from comity.ledger.api import router as log_router
@@ -51,8 +52,11 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.state.node = node
     app.state.tokens = TokenCache()
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, prefix="/api",
-                       limit=node.settings.max_api_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limits=[
+        ("/federation/cards", CARD_CHAIN_BYTES),
+        ("/federation/", node.settings.max_delivery_bytes),
+        ("/api", node.settings.max_api_body_bytes),
+    ])
     app.include_router(identity_router)
     app.include_router(agreements_router)
     app.include_router(messages_router)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -150,11 +150,7 @@ def sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any exception."""
-    lock = factory.kw.get("info", {}).get(WRITE_LOCK)
-    if lock is None:
-        with factory() as session, session.begin():
-            yield session
-        return
+    lock = factory.kw.get("info", {}).get(WRITE_LOCK) or nullcontext()
     with lock, factory() as session, session.begin():
         yield session
 

@@ -30,7 +30,6 @@ __all__ = [
     "install_error_handlers",
     "json_response",
     "problem_response",
-    "read_body",
     "require_token",
 ]
 
@@ -75,25 +74,6 @@ async def require_token(request: Request) -> None:
     await run_in_threadpool(lookup)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes early.
-
-    Raises:
-        PayloadTooLargeError: declared or actual size above ``limit``.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def install_error_handlers(app: Any) -> None:
     """Map every error to problem+json."""
 
@@ -132,24 +112,27 @@ def install_error_handlers(app: Any) -> None:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over a limit on the given path prefix (413).
+    """Refuse request bodies over the limit of their path prefix (413).
 
-    Checks the declared length first and counts streamed bytes as well, so a
-    chunked upload cannot get past the limit either.
+    ``limits`` are (prefix, bytes) pairs; the first prefix that matches
+    applies, so list the longer ones first. Checks the declared length
+    before anything is read and counts streamed bytes as well, so a chunked
+    upload cannot get past the limit either.
     """
 
-    def __init__(self, app: Any, *, prefix: str, limit: int) -> None:
+    def __init__(self, app: Any, *, limits: list[tuple[str, int]]) -> None:
         self.app = app
-        self.prefix = prefix
-        self.limit = limit
+        self.limits = limits
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        limit = next((n for prefix, n in self.limits
+                      if scope["type"] == "http" and scope["path"].startswith(prefix)), None)
+        if limit is None:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(send, limit)
                 return
         seen = 0
 
@@ -158,14 +141,14 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise PayloadTooLargeError(f"body exceeds the limit of {self.limit} bytes")
+                if seen > limit:
+                    raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
             return message
 
         await self.app(scope, limited, send)
 
-    async def _refuse(self, send: Any) -> None:
-        err = PayloadTooLargeError(f"body exceeds the limit of {self.limit} bytes")
+    async def _refuse(self, send: Any, limit: int) -> None:
+        err = PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
         body = orjson.dumps(err.to_dict())
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),

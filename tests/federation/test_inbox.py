@@ -295,3 +295,11 @@ def test_delivery_signature_covers_every_message(trio: Any) -> None:
     body["sig"] = b64e(b"\0" * 64)
     assert b.client.post("/federation/inbox", content=orjson.dumps(body),
                          headers={"content-type": "application/json"}).status_code == 401
+
+
+def test_card_push_body_limit(fed: LocalFederation) -> None:
+    b = fed.add("b")
+    resp = b.client.post("/federation/cards", content=b"[" + b" " * (300 * 1024) + b"]",
+                         headers={"content-type": "application/json"})
+    assert resp.status_code == 413
+    assert resp.json()["type"].endswith("payload-too-large")

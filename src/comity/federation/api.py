@@ -19,7 +19,7 @@ from starlette.responses import Response
 from comity.db import read_scope, session_scope
 from comity.federation.errors import UnsupportedMediaTypeError
 from comity.federation.models import HeldReceipt, InboxMessage, IssuedReceipt, OutboxMessage
-from comity.http import get_node, json_response, read_body, require_token
+from comity.http import get_node, json_response, require_token
 from comity.node import Node
 from comity.problems import Problem
 
@@ -46,7 +46,7 @@ async def inbox(request: Request) -> Response:
     """Verify and store a batch of signed messages; answer with signed receipts."""
     node = get_node(request)
     _require_json(request)
-    raw = await read_body(request, node.settings.max_delivery_bytes)
+    raw = await request.body()  # size bounded by BodyLimitMiddleware
     return json_response(await run_in_threadpool(node.federation.receive, raw))
 
 
@@ -59,7 +59,7 @@ def cards(request: Request) -> Response:
 async def push_cards(request: Request) -> Response:
     node = get_node(request)
     _require_json(request)
-    raw = await read_body(request, 256 * 1024)
+    raw = await request.body()  # size bounded by BodyLimitMiddleware
     return json_response(await run_in_threadpool(node.federation.accept_cards, raw))
 
 

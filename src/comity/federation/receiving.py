@@ -49,18 +49,20 @@ from comity.hazmat import canonical
 from comity.hazmat.keys import VerifyKey
 from comity.identity.errors import UnknownPeerError
 from comity.identity.models import Peer, PeerCard
-from comity.identity.services import LocalIdentity, get_peer, import_cards
+from comity.identity.services import LocalIdentity, get_peer, import_cards, stored_card
 from comity.problems import Problem
 
 if TYPE_CHECKING:
     from comity.federation.services import Federation
 
-__all__ = ["RETRYABLE_SLUGS", "Receiver", "peer_card_key"]
+__all__ = ["CARD_CHAIN_BYTES", "RETRYABLE_SLUGS", "Receiver"]
 
 # Per-message rejections that may succeed later unchanged: the agreement is
 # still converging on the receiver (a signature in flight), or is suspended.
 RETRYABLE_SLUGS = frozenset({"no-agreement", "agreement-not-in-force", "stale-peer-card"})
 _AUTH_MEMO = "comity.federation.authorized"
+# A card chain is a handful of cards of at most 16 KiB each.
+CARD_CHAIN_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,7 @@ class Receiver:
                 key = cards[0].signing_key if cards else None
             else:
                 row = session.get(PeerCard, (party, serial))
-                key = None if row is None else peer_card_key(row.card)
+                key = None if row is None else stored_card(row.card).signing_key
             if key is None:
                 raise BadSignatureError(f"no card {serial} of {party} is held to check with")
             try:
@@ -251,7 +253,7 @@ class Receiver:
             MalformedJSONError, UnknownPeerError, CardError
         """
         try:
-            chain = canonical.loads_strict(raw, max_bytes=256 * 1024)
+            chain = canonical.loads_strict(raw, max_bytes=CARD_CHAIN_BYTES)
         except canonical.CanonicalJSONError as e:
             raise MalformedJSONError(str(e)) from e
         first = chain[0] if isinstance(chain, list) and chain else chain
@@ -264,13 +266,6 @@ class Receiver:
             peer, added = import_cards(session, chain, local_node_id=local_id,
                                        clock=self.fed.clock)
             return {"node_id": peer.node_id, "serial": peer.serial, "accepted": added}
-
-
-def peer_card_key(card_json: bytes) -> VerifyKey:
-    """The signing key of a stored (already verified) card."""
-    from comity.identity.schemas import NodeCard
-
-    return NodeCard.parse_unverified(orjson.loads(card_json)).signing_key
 
 
 def _id_of(item: Message | Exception) -> str | None:

@@ -59,7 +59,7 @@ from comity.federation.models import (
     HeldReceipt,
     OutboxMessage,
 )
-from comity.federation.receiving import _AUTH_MEMO, RETRYABLE_SLUGS, Receiver, peer_card_key
+from comity.federation.receiving import _AUTH_MEMO, RETRYABLE_SLUGS, Receiver
 from comity.federation.registry import MessageTypes
 from comity.hazmat import canonical
 from comity.hazmat.keys import VerifyKey
@@ -71,6 +71,7 @@ from comity.identity.services import (
     get_peer,
     import_cards,
     require_peer,
+    stored_card,
 )
 
 __all__ = ["RETRYABLE_SLUGS", "BatchOutcome", "Federation"]
@@ -397,7 +398,7 @@ class Federation:
             if row is None:
                 raise BadSignatureError(f"receipt names card {serial} of {peer_id}, "
                                         "which was never accepted here")
-            return peer_card_key(row.card)
+            return stored_card(row.card).signing_key
 
     def _apply(self, answer: dict[str, Any], receipts: list[Receipt | None],
                rows: list[OutboxMessage], peer_id: str) -> BatchOutcome:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from comity.clock import Clock, format_ts
 from comity.hazmat import canonical
-from comity.hazmat.keys import EncryptionKey, SigningKey, VerifyKey, write_private_file
+from comity.hazmat.keys import EncryptionKey, SigningKey, write_private_file
 from comity.identity.errors import (
     CardChainError,
     IdentityError,
@@ -49,9 +49,9 @@ __all__ = [
     "init_node",
     "list_peers",
     "peer_card",
-    "peer_verify_key",
     "require_peer",
     "rotate_keys",
+    "stored_card",
 ]
 
 _MAX_CARD_FILE = 64 * 1024
@@ -102,7 +102,7 @@ class LocalIdentity:
 
 def _load_card(path: Path) -> NodeCard:
     raw = path.read_bytes()
-    card = NodeCard.parse_unverified(canonical.loads_strict(raw, max_bytes=_MAX_CARD_FILE))
+    card = stored_card(raw)
     card.verify_self()
     return card
 
@@ -259,9 +259,14 @@ def list_peers(session: Session) -> list[Peer]:
     return list(session.scalars(select(Peer).order_by(Peer.name)))
 
 
+def stored_card(raw: bytes) -> NodeCard:
+    """A card as this node stored it (verified when it was imported)."""
+    return NodeCard.parse_unverified(canonical.loads_strict(raw, max_bytes=_MAX_CARD_FILE))
+
+
 def peer_card(peer: Peer) -> NodeCard:
-    """The pinned card of ``peer`` (verified when it was imported)."""
-    return NodeCard.parse_unverified(canonical.loads_strict(peer.card, max_bytes=_MAX_CARD_FILE))
+    """The pinned card of ``peer``."""
+    return stored_card(peer.card)
 
 
 def import_cards(
@@ -337,7 +342,3 @@ def _pin(peer: Peer, card: NodeCard, now: dt.datetime) -> None:
     peer.card = card.to_json()
     peer.updated_at = now
 
-
-def peer_verify_key(peer: Peer) -> VerifyKey:
-    """The signing key ``peer`` currently signs with."""
-    return VerifyKey(peer.signing_key)
