@@ -22,8 +22,7 @@ from comity.hazmat.merkle import (
     inclusion_proof,
     leaf_hash,
     node_hash,
-    stored_hash_index,
-    stored_hashes_for_record,
+    subtree_levels,
     tree_hash,
     verify_consistency,
     verify_inclusion,
@@ -68,29 +67,20 @@ NODE_HASHES = [_go_hex(level) for level in _go_function("NodeHashes").split("}, 
 ROOTS = [EMPTY_ROOT, *_go_hex(_go_function("RootHashes"))]
 
 
-class ListReader:
-    """In-memory storage; reading past the end raises, as a missing row would."""
+class LevelReader:
+    """In-memory storage of every complete subtree of a tree; a missing node raises."""
 
-    def __init__(self, hashes: list[bytes]) -> None:
-        self.hashes = hashes
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        height = max(1, len(leaf_hashes).bit_length())
+        self.levels = subtree_levels(leaf_hashes, height)
 
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        return [self.hashes[i] for i in indexes]
-
-
-def _build(leaf_hashes: Sequence[bytes]) -> tuple[list[bytes], list[int]]:
-    """Append every leaf; return storage and its length after each tree size."""
-    stored: list[bytes] = []
-    lengths = [0]
-    for n, h in enumerate(leaf_hashes):
-        stored += stored_hashes_for_record(n, h, ListReader(stored))
-        lengths.append(len(stored))
-    return stored, lengths
+    def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+        return [self.levels[level][n] for level, n in nodes]
 
 
-def _reader_at(stored: list[bytes], lengths: list[int], size: int) -> ListReader:
+def _reader_at(leaf_hashes: Sequence[bytes], size: int) -> LevelReader:
     """A reader that holds only what storage held when the tree had ``size`` leaves."""
-    return ListReader(stored[: lengths[size]])
+    return LevelReader(leaf_hashes[:size])
 
 
 def _flip(data: bytes, bit: int) -> bytes:
@@ -141,7 +131,7 @@ def test_the_one_vector_we_refuse_is_refused_for_its_short_hashes() -> None:
 # The reference tree of constants.go.
 
 
-REF_STORED, REF_LENGTHS = _build([leaf_hash(leaf) for leaf in LEAVES])
+REF_LEAVES = [leaf_hash(leaf) for leaf in LEAVES]
 
 
 def test_known_hashes() -> None:
@@ -151,29 +141,17 @@ def test_known_hashes() -> None:
     assert [leaf_hash(leaf) for leaf in LEAVES] == NODE_HASHES[0]
 
 
-def test_storage_holds_every_reference_node_where_the_index_says() -> None:
-    assert len(REF_STORED) == 2 * len(LEAVES) - 1
-    for level, hashes in enumerate(NODE_HASHES):
-        for n, h in enumerate(hashes):
-            assert REF_STORED[stored_hash_index(level, n)] == h
-
-
-def test_stored_hash_index_is_the_append_order() -> None:
-    # Independent model: record m stores its leaf, then every subtree it closes.
-    order: list[tuple[int, int]] = []
-    for m in range(1000):
-        order.append((0, m))
-        level = 0
-        while (m >> level) & 1:
-            level += 1
-            order.append((level, m >> level))
-    assert [stored_hash_index(level, n) for level, n in order] == list(range(len(order)))
-    assert order[:8] == [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0), (0, 4)]
+def test_subtree_levels_are_the_reference_node_hashes() -> None:
+    assert subtree_levels(NODE_HASHES[0], 4) == NODE_HASHES
+    # An unpaired last hash gets no parent; a partial tile's levels shrink by half.
+    levels = subtree_levels(NODE_HASHES[0][:7], 4)
+    assert [len(level) for level in levels] == [7, 3, 1, 0]
+    assert levels[1] == NODE_HASHES[1][:3]
 
 
 @pytest.mark.parametrize("size", range(9))
 def test_tree_hash_matches_reference_roots(size: int) -> None:
-    assert tree_hash(size, _reader_at(REF_STORED, REF_LENGTHS, size)) == ROOTS[size]
+    assert tree_hash(size, _reader_at(REF_LEAVES, size)) == ROOTS[size]
 
 
 def test_generated_proofs_equal_the_vectors_happy_paths() -> None:
@@ -184,7 +162,7 @@ def test_generated_proofs_equal_the_vectors_happy_paths() -> None:
         if v["wantErr"] or size > 8 or _b64(v["root"]) != ROOTS[size]:
             continue
         assert _b64(v["leafHash"]) == leaf_hash(LEAVES[index])
-        reader = _reader_at(REF_STORED, REF_LENGTHS, size)
+        reader = _reader_at(REF_LEAVES, size)
         assert inclusion_proof(index, size, reader) == [_b64(p) for p in v["proof"] or []]
         checked += 1
     for param in CONSISTENCY:
@@ -193,7 +171,7 @@ def test_generated_proofs_equal_the_vectors_happy_paths() -> None:
         if v["wantErr"] or new > 8 or _b64(v["root2"]) != ROOTS[new]:
             continue
         assert _b64(v["root1"]) == ROOTS[old]
-        reader = _reader_at(REF_STORED, REF_LENGTHS, new)
+        reader = _reader_at(REF_LEAVES, new)
         assert consistency_proof(old, new, reader) == [_b64(p) for p in v["proof"] or []]
         checked += 1
     assert checked == 10  # The five inclusion and five consistency base cases of proofgen.
@@ -203,7 +181,7 @@ def test_generated_proofs_equal_the_vectors_happy_paths() -> None:
 
 
 def test_generators_refuse_impossible_arguments() -> None:
-    reader = _reader_at(REF_STORED, REF_LENGTHS, 8)
+    reader = _reader_at(REF_LEAVES, 8)
     bad_calls = [
         lambda: inclusion_proof(8, 8, reader),
         lambda: inclusion_proof(-1, 8, reader),
@@ -211,10 +189,8 @@ def test_generators_refuse_impossible_arguments() -> None:
         lambda: consistency_proof(6, 5, reader),
         lambda: tree_hash(-1, reader),
         lambda: tree_hash(2**64, reader),
-        lambda: stored_hash_index(-1, 0),
-        lambda: stored_hash_index(64, 0),
-        lambda: stored_hash_index(0, -1),
-        lambda: stored_hashes_for_record(8, b"\x00" * 31, reader),
+        lambda: subtree_levels([b"\x00" * 32], 0),
+        lambda: subtree_levels([b"\x00" * 31], 2),
         lambda: node_hash(b"\x00" * 32, b"\x00" * 33),
     ]
     for call in bad_calls:
@@ -223,13 +199,15 @@ def test_generators_refuse_impossible_arguments() -> None:
 
 
 def test_a_reader_that_breaks_its_contract_is_caught() -> None:
+    FULL = _reader_at(REF_LEAVES, 8)
+
     class Short:
-        def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-            return [REF_STORED[i] for i in indexes][:-1]
+        def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+            return FULL.read_nodes(nodes)[:-1]
 
     class Truncated:
-        def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-            return [REF_STORED[i][:31] for i in indexes]
+        def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+            return [h[:31] for h in FULL.read_nodes(nodes)]
 
     for reader in (Short(), Truncated()):
         with pytest.raises(RuntimeError):
@@ -237,7 +215,7 @@ def test_a_reader_that_breaks_its_contract_is_caught() -> None:
 
 
 def test_verifiers_require_32_byte_hashes_everywhere() -> None:
-    reader = _reader_at(REF_STORED, REF_LENGTHS, 8)
+    reader = _reader_at(REF_LEAVES, 8)
     proof = inclusion_proof(5, 8, reader)
     leaf = leaf_hash(LEAVES[5])
     verify_inclusion(leaf, 5, 8, proof, ROOTS[8])
@@ -283,7 +261,7 @@ def test_a_proof_from_the_empty_tree_is_refused() -> None:
 
 MAX_SIZE = 300
 BIG_LEAVES = [leaf_hash(i.to_bytes(4, "big")) for i in range(MAX_SIZE)]
-BIG_STORED, BIG_LENGTHS = _build(BIG_LEAVES)
+
 
 
 def _k(n: int) -> int:
@@ -321,8 +299,8 @@ def _subproof(m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
     return [*_subproof(m - k, lo + k, hi, False), _mth(lo, lo + k)]
 
 
-def _big_reader(size: int) -> ListReader:
-    return _reader_at(BIG_STORED, BIG_LENGTHS, size)
+def _big_reader(size: int) -> LevelReader:
+    return _reader_at(BIG_LEAVES, size)
 
 
 @settings(max_examples=300, deadline=None)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from comity.db import read_scope, session_scope
+from comity.config import Settings
+from comity.db import make_engine, read_scope, session_scope, upgrade
 from comity.hazmat import merkle
 from comity.hazmat.note import open_note, parse_checkpoint
 from comity.ledger import services as ledger_services
 from comity.ledger.services import LedgerError
-from comity.ledger.storage import decode_bundle
+from comity.ledger.storage import TileCache, TileStore, decode_bundle, encode_bundle
 from tests.support import LocalFederation, PeerNode
 
 
@@ -21,6 +25,8 @@ def entries(n: int, start: int = 0) -> list[bytes]:
 
 def append(node: PeerNode, data: list[bytes]) -> list[int]:
     with session_scope(node.node.sessions) as s:
+        if len(data) > 10:
+            return node.node.ledger.assign_many(s, data)
         return [node.node.ledger.assign(s, d) for d in data]
 
 
@@ -126,19 +132,19 @@ def test_a_crash_during_integration_changes_nothing(fed: LocalFederation,
     before = ledger.head()
     append(a, entries(20, 10))
     calls = {"n": 0}
-    real = ledger_services.write_run
+    real = ledger_services.write_bundles
 
-    def crash_on_second_write(*args: object, **kw: object) -> None:
+    def crash_on_write(*args: object, **kw: object) -> None:
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("power cut between the hash blocks and the entry bundles")
+        if calls["n"] == 1:
+            raise OSError("power cut between the tiles and the entry bundles")
         real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ledger_services, "write_run", crash_on_second_write)
+    monkeypatch.setattr(ledger_services, "write_bundles", crash_on_write)
     with pytest.raises(OSError):
         ledger.integrate()
     assert ledger.head() == before
-    monkeypatch.setattr(ledger_services, "write_run", real)
+    monkeypatch.setattr(ledger_services, "write_bundles", real)
     assert ledger.integrate() == 20
     assert ledger.head().root == mth(entries(30))
 
@@ -163,3 +169,88 @@ def test_oversized_entry_is_refused_before_anything_is_written(fed: LocalFederat
     with pytest.raises(ValueError, match="at most"), session_scope(a.node.sessions) as s:
         a.node.ledger.assign(s, b"x" * 70_000)
     assert append(a, entries(1)) == [0]
+
+
+def c2sp_tiles(leaf_hashes: list[bytes]) -> dict[str, bytes]:
+    """Every tile of a tree, by path, from the C2SP definition (an independent model)."""
+    out: dict[str, bytes] = {}
+    level, hashes = 0, leaf_hashes
+    while hashes:
+        above = []
+        for n in range(0, len(hashes), 256):
+            chunk = hashes[n:n + 256]
+            suffix = "" if len(chunk) == 256 else f".p/{len(chunk)}"
+            out[f"{level}/{tile_index_path(n // 256)}{suffix}"] = b"".join(chunk)
+            if len(chunk) == 256:
+                above.append(mth_of_hashes(chunk))
+        level, hashes = level + 1, above
+    return out
+
+
+def tile_index_path(n: int) -> str:
+    digits = f"{n:03d}"
+    digits = "0" * (-len(digits) % 3) + digits
+    groups = [digits[i:i + 3] for i in range(0, len(digits), 3)]
+    return "/".join([f"x{g}" for g in groups[:-1]] + groups[-1:])
+
+
+def mth_of_hashes(hashes: list[bytes]) -> bytes:
+    if len(hashes) == 1:
+        return hashes[0]
+    k = 1 << ((len(hashes) - 1).bit_length() - 1)
+    return merkle.node_hash(mth_of_hashes(hashes[:k]), mth_of_hashes(hashes[k:]))
+
+
+def test_a_tree_of_70000_has_the_tiles_of_the_c2sp_example(fed: LocalFederation) -> None:
+    a = fed.add("a")
+    ledger = a.node.ledger
+    data = entries(70_000)
+    # Batches that end inside tiles, on a tile edge and on a level-1 edge.
+    for lo, hi in [(0, 100), (100, 256), (256, 65_535), (65_535, 65_536), (65_536, 70_000)]:
+        append(a, data[lo:hi])
+        while ledger.integrate():
+            pass
+    leaf_hashes = [merkle.leaf_hash(d) for d in data]
+    want = c2sp_tiles(leaf_hashes)
+    shapes = sorted((p.split("/")[0], ".p/" in p) for p in want)
+    assert shapes.count(("0", False)) == 273
+    assert ("0", True) in shapes
+    assert [p for p in want if p.startswith(("1/", "2/"))] == ["1/000", "1/001.p/17", "2/000.p/1"]
+    assert "0/273.p/112" in want
+    for path, content in want.items():
+        resp = a.client.get(f"/log/tile/{path}")
+        assert resp.status_code == 200, path
+        assert resp.content == content, path
+    # A partial tile that an older checkpoint needed is still served, narrower.
+    old = a.client.get("/log/tile/0/000.p/100")
+    assert old.content == b"".join(leaf_hashes[:100])
+    assert ledger.head().root == mth_of_hashes(leaf_hashes)
+
+
+def test_the_tile_migration_rebuilds_tiles_from_the_entry_bundles(tmp_path: Path) -> None:
+    data = entries(300)
+    engine = make_engine(Settings(data_dir=tmp_path))
+    try:
+        upgrade(engine, "0003")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO log_state (id, next_index, size, root, checkpoint, updated_at) "
+                "VALUES (1, 300, 300, :root, 'cp', '2026-11-29 00:00:00.000000')"),
+                {"root": mth(data)})
+            for block, lo in enumerate((0, 256)):
+                conn.execute(text("INSERT INTO log_blocks VALUES ('e', :b, :d)"),
+                             {"b": block, "d": encode_bundle(data[lo:lo + 256])})
+                conn.execute(text("INSERT INTO log_blocks VALUES ('h', :b, :d)"),
+                             {"b": block, "d": b"old layout"})
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM log_blocks WHERE kind = 'h'")
+                                ).scalar() == 0
+        with Session(engine) as session:
+            reader = TileStore(session, TileCache())
+            assert merkle.tree_hash(300, reader) == mth(data)
+            proof = merkle.inclusion_proof(299, 300, reader)
+            merkle.verify_inclusion(merkle.leaf_hash(data[299]), 299, 300, proof, mth(data))
+            assert reader.c2sp_tile(1, 0, 1) == mth(data[:256])
+    finally:
+        engine.dispose()

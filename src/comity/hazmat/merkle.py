@@ -9,11 +9,10 @@ Role: pure functions, no database, HTTP or logging. Hashing follows RFC 6962
 (leaves are ``SHA-256(0x00 || data)``, interior nodes
 ``SHA-256(0x01 || left || right)``, the empty tree is ``SHA-256("")``). Proofs
 are generated over a one-method storage protocol, :class:`HashReader`, that
-reads stored node hashes addressed exactly like Go's ``sumdb/tlog``: the hash
-of the complete subtree ``n`` at ``level`` lives at
-``stored_hash_index(level, n)``, and appending record ``n`` stores the hashes
-returned by :func:`stored_hashes_for_record`. Verification implements RFC 9162
-§2.1.3.2 and §2.1.4.2 step for step.
+reads the hashes of complete subtrees by ``(level, n)``; how they are stored
+is the caller's business (the ledger keeps them as C2SP tiles, built with
+:func:`subtree_levels`). Verification implements RFC 9162 §2.1.3.2 and
+§2.1.4.2 step for step.
 
 Trust assumptions: a :class:`HashReader` is the node's own storage and is
 trusted to return what was stored (its answer is still checked for shape).
@@ -23,17 +22,14 @@ hashes of exactly 32 bytes.
 
 Example::
 
-    class ListReader:
-        def __init__(self, hashes: list[bytes]) -> None:
-            self.hashes = hashes
+    class Levels:
+        def __init__(self, leaf_hashes: list[bytes]) -> None:
+            self.levels = subtree_levels(leaf_hashes, max(1, len(leaf_hashes).bit_length()))
 
-        def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-            return [self.hashes[i] for i in indexes]
+        def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+            return [self.levels[level][n] for level, n in nodes]
 
-    stored: list[bytes] = []
-    reader = ListReader(stored)
-    for n, entry in enumerate(entries):
-        stored += stored_hashes_for_record(n, leaf_hash(entry), reader)
+    reader = Levels([leaf_hash(e) for e in entries])
     root = tree_hash(len(entries), reader)
     proof = inclusion_proof(3, len(entries), reader)
     verify_inclusion(leaf_hash(entries[3]), 3, len(entries), proof, root)
@@ -55,8 +51,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
-    "stored_hash_index",
-    "stored_hashes_for_record",
+    "subtree_levels",
     "tree_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -80,10 +75,14 @@ class ProofError(ValueError):
 
 
 class HashReader(Protocol):
-    """Read access to stored node hashes, addressed by :func:`stored_hash_index`."""
+    """Read access to the hashes of complete subtrees.
 
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        """Return the stored hash at each of ``indexes``, in the same order."""
+    Node ``(level, n)`` is the root of the complete subtree over records
+    ``n * 2**level`` to ``(n + 1) * 2**level - 1``; level 0 holds leaf hashes.
+    """
+
+    def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Return the hash of each ``(level, n)`` in ``nodes``, in the same order."""
         ...
 
 
@@ -108,54 +107,29 @@ def _node(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(_NODE_PREFIX + left + right).digest()
 
 
-def stored_hash_index(level: int, n: int) -> int:
-    """Position in storage of the hash of complete subtree ``n`` at ``level``.
+def subtree_levels(nodes: Sequence[bytes], height: int) -> list[list[bytes]]:
+    """The complete subtrees above ``nodes``, level by level, ``height`` levels in all.
 
-    The layout is Go ``sumdb/tlog``'s ``StoredHashIndex``: hashes are stored in
-    the order appends produce them. Record ``m`` stores its leaf hash and then
-    one hash per subtree it completes, so ``2m - popcount(m)`` hashes precede
-    it, and node ``(level, n)`` is completed, at offset ``level``, by record
-    ``(n + 1) * 2**level - 1``.
-
-    Raises:
-        ValueError: if ``level`` or ``n`` is negative, or the level exceeds 63.
-    """
-    if not 0 <= level < 64 or n < 0:
-        raise ValueError(f"no stored hash at level {level}, index {n}")
-    last = ((n + 1) << level) - 1
-    return 2 * last - last.bit_count() + level
-
-
-def stored_hashes_for_record(n: int, data_hash: bytes, reader: HashReader) -> list[bytes]:
-    """The hashes to append to storage when record ``n`` is added.
-
-    Mirrors Go ``sumdb/tlog``'s ``StoredHashes``: the record's leaf hash,
-    followed by the hash of every subtree the record completes, lowest level
-    first. Storage must already hold the hashes of records ``0 .. n-1``.
-
-    Args:
-        n: zero-based index of the record being appended.
-        data_hash: the record's :func:`leaf_hash`.
-        reader: the storage holding the hashes of the earlier records.
-
-    Returns:
-        Hashes to write at ``stored_hash_index(0, n)`` onwards, contiguously.
+    ``nodes`` are consecutive hashes at one level, the first at an even
+    position (a C2SP tile's hashes, for instance). Level 0 of the answer is
+    ``nodes`` itself; level ``k`` holds the parents of adjacent pairs of
+    level ``k - 1``, so its length is ``len(nodes) >> k``. An unpaired last
+    hash has no parent yet and gets none.
 
     Raises:
-        ValueError: if ``n`` is out of range or ``data_hash`` is not 32 bytes.
-        RuntimeError: if ``reader`` breaks its contract.
+        ValueError: if a hash is not 32 bytes or ``height`` is below 1.
     """
-    _check_size(n + 1)
-    if len(data_hash) != HASH_SIZE:
-        raise ValueError(f"record hash must be {HASH_SIZE} bytes")
-    # Each trailing one bit of n closes a subtree: at level i, the new
-    # right-hand node joins its stored left sibling, node (i, (n >> i) - 1).
-    closed = ((n + 1) & -(n + 1)).bit_length() - 1
-    siblings = _read(reader, [stored_hash_index(i, (n >> i) - 1) for i in range(closed)])
-    hashes = [data_hash]
-    for sibling in siblings:
-        hashes.append(_node(sibling, hashes[-1]))
-    return hashes
+    if height < 1:
+        raise ValueError("a subtree has at least one level")
+    if any(len(h) != HASH_SIZE for h in nodes):
+        raise ValueError(f"hashes must be {HASH_SIZE} bytes")
+    levels = [list(nodes)]
+    sha = hashlib.sha256
+    for _ in range(height - 1):
+        below = levels[-1]
+        levels.append([sha(_NODE_PREFIX + below[i] + below[i + 1]).digest()
+                       for i in range(0, len(below) - 1, 2)])
+    return levels
 
 
 def tree_hash(size: int, reader: HashReader) -> bytes:
@@ -371,7 +345,7 @@ def _range_hashes(ranges: Sequence[tuple[int, int]], reader: HashReader) -> list
     its length, which holds for all ranges of RFC 6962 proofs and roots.
     """
     parts = [_complete_subtrees(lo, hi) for lo, hi in ranges]
-    stored = _read(reader, [stored_hash_index(lv, n) for part in parts for lv, n in part])
+    stored = _read(reader, [node for part in parts for node in part])
     result: list[bytes] = []
     end = 0
     for part in parts:
@@ -386,6 +360,10 @@ def _range_hashes(ranges: Sequence[tuple[int, int]], reader: HashReader) -> list
 
 def _complete_subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
     """Split ``[lo, hi)`` into maximal complete subtrees ``(level, n)``, left first."""
+    size = hi - lo
+    if size & (size - 1) == 0:  # one complete subtree: most ranges of a proof
+        level = size.bit_length() - 1
+        return [(level, lo >> level)]
     subtrees: list[tuple[int, int]] = []
     while lo < hi:
         level = (hi - lo).bit_length() - 1
@@ -394,11 +372,11 @@ def _complete_subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
     return subtrees
 
 
-def _read(reader: HashReader, indexes: list[int]) -> list[bytes]:
-    """Read ``indexes`` from ``reader`` and check the answer's shape."""
-    if not indexes:
+def _read(reader: HashReader, nodes: list[tuple[int, int]]) -> list[bytes]:
+    """Read ``nodes`` from ``reader`` and check the answer's shape."""
+    if not nodes:
         return []
-    hashes = reader.read_hashes(indexes)
-    if len(hashes) != len(indexes) or any(len(h) != HASH_SIZE for h in hashes):
+    hashes = reader.read_nodes(nodes)
+    if len(hashes) != len(nodes) or any(len(h) != HASH_SIZE for h in hashes):
         raise RuntimeError("hash reader returned the wrong number or size of hashes")
     return list(hashes)

@@ -2,9 +2,9 @@
 
 ``log_state`` is one row: the next index to hand out, the integrated tree
 size and root, and the signed checkpoint. ``log_pending`` holds entries that
-have an index but are not yet in the tree. ``log_blocks`` holds the tree:
-blocks of 256 stored hashes (kind ``h``, addressed as Go's sumdb/tlog stores
-them) and C2SP entry bundles of 256 entries (kind ``e``).
+have an index but are not yet in the tree. ``log_tiles`` holds the tree as
+C2SP hash tiles (with their internal levels, see ``storage``) and
+``log_blocks`` the C2SP entry bundles of 256 entries (kind ``e``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from comity.db import Base, UTCDateTime
 
-__all__ = ["LogBlock", "LogPending", "LogState"]
+__all__ = ["LogBlock", "LogPending", "LogState", "LogTile"]
 
 
 class LogState(Base):
@@ -42,4 +42,12 @@ class LogBlock(Base):
 
     kind: Mapped[str] = mapped_column(String(1), primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogTile(Base):
+    __tablename__ = "log_tiles"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -37,13 +37,12 @@ from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
 from comity.identity.services import IdentityHolder
 from comity.ledger.models import LogPending, LogState
 from comity.ledger.storage import (
-    BLOCK,
-    BlockCache,
-    HashStore,
-    OverlayReader,
-    block_data,
+    TileBuilder,
+    TileCache,
+    TileStore,
     encode_entry,
-    write_run,
+    write_bundles,
+    write_tiles,
 )
 
 __all__ = ["Ledger", "LedgerError", "TreeHead"]
@@ -71,7 +70,7 @@ class Ledger:
         self.identity = identity
         self.clock = clock
         self.batch_size = batch_size
-        self.cache = BlockCache()
+        self.cache = TileCache()
         self._listeners: list[Callable[[], None]] = []
         self._integrate_lock = threading.Lock()
 
@@ -172,10 +171,9 @@ class Ledger:
         old_size, old_root = state.size, state.root
         if [i for i, _ in pending] != list(range(old_size, old_size + len(pending))):
             raise LedgerError(f"pending entries do not continue the log at {old_size}")
-        start = merkle.stored_hash_index(0, old_size)
-        reader = OverlayReader(HashStore(session, self.cache), start)
-        for n, (_, data) in enumerate(pending, start=old_size):
-            reader.new += merkle.stored_hashes_for_record(n, merkle.leaf_hash(data), reader)
+        reader = TileStore(session, self.cache, overlay={})
+        builder = TileBuilder(reader, old_size)
+        builder.append(merkle.leaf_hash(data) for _, data in pending)
         new_size = old_size + len(pending)
         new_root = merkle.tree_hash(new_size, reader)
         if old_size:
@@ -184,9 +182,8 @@ class Ledger:
                 merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
             except merkle.ProofError as e:
                 raise LedgerError(f"new tree is not consistent with checkpoint {old_size}") from e
-        write_run(session, "h", start, reader.new, block_data(session, "h", start // BLOCK))
-        write_run(session, "e", old_size, [encode_entry(d) for _, d in pending],
-                  block_data(session, "e", old_size // BLOCK))
+        write_tiles(session, builder.changed)
+        write_bundles(session, old_size, [encode_entry(d) for _, d in pending])
         moved = cast(CursorResult[Any], session.execute(update(LogState).where(
             LogState.id == _STATE_ID, LogState.size == old_size).values(
             size=new_size, root=new_root, updated_at=self.clock.now(),
@@ -197,6 +194,6 @@ class Ledger:
                         execution_options={"synchronize_session": False})
         return len(pending)
 
-    def reader(self, session: Session) -> HashStore:
+    def reader(self, session: Session) -> TileStore:
         """A hash reader over the integrated tree, for proofs and tiles."""
-        return HashStore(session, self.cache)
+        return TileStore(session, self.cache)

@@ -1,44 +1,55 @@
-"""The log's tree in the database: blocks of stored hashes and entry bundles.
+"""The log's tree in the database: C2SP hash tiles and entry bundles.
 
-Stored hashes are addressed as in Go's sumdb/tlog (``merkle.stored_hash_index``)
-and kept 256 to a block, so appending a batch rewrites only the last partial
-block and writes whole new ones, and a proof reads a handful of blocks. Full
-blocks never change again, which makes them safe to cache in memory for the
-life of the process. Entries are kept as C2SP tlog-tiles entry bundles: 256
-entries per bundle, each prefixed with its length as a big-endian uint16.
+Hashes are stored as C2SP tlog-tiles: tile ``N`` at tile level ``L`` holds
+the 256 hashes of tree level ``8L`` from ``256N`` on (fewer in the right-edge
+partial tile). Each row also keeps the tile's seven internal levels (``W >> k``
+hashes at level ``k``, for a tile of width ``W``), so a proof reads one row
+per tile level and no hashing, and the C2SP tile served to partners is
+simply the row's first ``W * 32`` bytes. A full tile never changes again,
+which makes it safe to cache for the life of the process; a partial tile
+only grows, so a cached copy is right for every node it holds.
+
+Entries are kept as C2SP entry bundles: 256 entries per bundle, each prefixed
+with its length as a big-endian uint16.
 
 Trust assumptions: the database is this node's own and trusted; shapes are
-still checked on read, so a damaged block fails loudly instead of producing a
-wrong proof.
+still checked on read, so a damaged row fails loudly instead of producing a
+wrong proof (``comity log verify`` recomputes everything to find such damage).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
+from comity.hazmat import merkle
 from comity.hazmat.merkle import HASH_SIZE
-from comity.ledger.models import LogBlock
+from comity.ledger.models import LogBlock, LogTile
 
 __all__ = [
-    "BLOCK",
+    "HEIGHT",
     "MAX_ENTRY_BYTES",
-    "BlockCache",
-    "HashStore",
+    "TILE",
     "LedgerStorageError",
-    "OverlayReader",
+    "TileBuilder",
+    "TileCache",
+    "TileStore",
     "block_data",
     "decode_bundle",
     "encode_bundle",
     "encode_entry",
-    "write_run",
+    "expand_tile",
+    "tile_width",
+    "write_bundles",
+    "write_tiles",
 ]
 
-BLOCK = 256
+TILE = 256
+HEIGHT = 8
 MAX_ENTRY_BYTES = 0xFFFF
 
 
@@ -46,125 +57,226 @@ class LedgerStorageError(RuntimeError):
     """Stored log data is missing or damaged."""
 
 
-class BlockCache:
-    """Hash blocks, most recently used kept, shared by threads.
+def _layout(width: int) -> tuple[int, ...]:
+    """Byte offset of each internal level in a stored tile of ``width``, and its end."""
+    offsets = [0]
+    for k in range(HEIGHT):
+        offsets.append(offsets[-1] + (width >> k) * HASH_SIZE)
+    return tuple(offsets)
 
-    Stored hashes never change once written; a block only grows until it is
-    full. So a cached block is right for every index it covers, and a read
-    beyond its end simply fetches the block again.
+
+_LAYOUT = {w: _layout(w) for w in range(1, TILE + 1)}
+_WIDTH_OF_LENGTH = {layout[-1]: w for w, layout in _LAYOUT.items()}
+_LAYOUT_OF_LENGTH = {layout[-1]: layout for layout in _LAYOUT.values()}
+
+
+def tile_width(data: bytes) -> int:
+    """The width of a stored tile, from its length.
+
+    Raises:
+        LedgerStorageError: if no width has that length.
     """
+    width = _WIDTH_OF_LENGTH.get(len(data))
+    if width is None:
+        raise LedgerStorageError(f"a stored tile of {len(data)} bytes is damaged")
+    return width
 
-    def __init__(self, capacity: int = 4096) -> None:
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+
+def expand_tile(hashes: Sequence[bytes]) -> bytes:
+    """A tile's stored form: its hashes and every complete internal level above them."""
+    return b"".join(b"".join(level) for level in merkle.subtree_levels(hashes, HEIGHT))
+
+
+def tile_root(stored: bytes) -> bytes:
+    """The hash one level above a full tile (the next tile level's entry for it)."""
+    top = _LAYOUT[TILE][HEIGHT - 1]
+    return merkle.node_hash(stored[top:top + HASH_SIZE],
+                            stored[top + HASH_SIZE:top + 2 * HASH_SIZE])
+
+
+class TileCache:
+    """Stored tiles, most recently used kept, shared by threads."""
+
+    def __init__(self, capacity: int = 8192) -> None:
+        self._tiles: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
 
-    def get(self, block: int) -> bytes | None:
+    def get(self, key: tuple[int, int]) -> bytes | None:
         with self._lock:
-            data = self._blocks.get(block)
+            data = self._tiles.get(key)
             if data is not None:
-                self._blocks.move_to_end(block)
+                self._tiles.move_to_end(key)
             return data
 
-    def put(self, block: int, data: bytes) -> None:
+    def put(self, key: tuple[int, int], data: bytes) -> None:
         with self._lock:
-            self._blocks[block] = data
-            self._blocks.move_to_end(block)
-            while len(self._blocks) > self._capacity:
-                self._blocks.popitem(last=False)
+            old = self._tiles.get(key)
+            if old is not None and len(old) > len(data):
+                return  # a slower reader's older, narrower copy
+            self._tiles[key] = data
+            self._tiles.move_to_end(key)
+            while len(self._tiles) > self._capacity:
+                self._tiles.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
 
 
-class HashStore:
-    """A :class:`~comity.hazmat.merkle.HashReader` over stored hash blocks."""
+class TileStore:
+    """A :class:`~comity.hazmat.merkle.HashReader` over stored tiles.
 
-    def __init__(self, session: Session, cache: BlockCache) -> None:
+    ``overlay`` holds tiles computed but not yet written (during integration);
+    they take precedence over storage.
+    """
+
+    def __init__(self, session: Session, cache: TileCache,
+                 overlay: dict[tuple[int, int], bytes] | None = None) -> None:
         self.session = session
         self.cache = cache
+        self.overlay = overlay if overlay is not None else {}
 
-    def blocks(self, needs: dict[int, int]) -> dict[int, bytes]:
-        """Hash blocks, each at least ``needs[block]`` bytes long if stored so far.
-
-        Served from the cache when the cached copy is long enough, else read.
-        """
-        found: dict[int, bytes] = {}
+    def tiles(self, needs: dict[tuple[int, int], int]) -> dict[tuple[int, int], bytes]:
+        """Stored tiles, each at least ``needs[key]`` wide if stored so far."""
+        found: dict[tuple[int, int], bytes] = {}
         missing = []
-        for b, length in needs.items():
-            data = self.cache.get(b)
-            if data is None or len(data) < length:
-                missing.append(b)
+        for key, width in needs.items():
+            data = self.overlay.get(key) or self.cache.get(key)
+            if data is None or tile_width(data) < width:
+                missing.append(key)
             else:
-                found[b] = data
+                found[key] = data
         if missing:
-            rows = self.session.execute(select(LogBlock.block, LogBlock.data).where(
-                LogBlock.kind == "h", LogBlock.block.in_(missing)))
-            for block, data in rows:
-                found[block] = data
-                self.cache.put(block, data)
+            for level, index, data in self.session.execute(
+                    select(LogTile.level, LogTile.idx, LogTile.data)
+                    .where(tuple_(LogTile.level, LogTile.idx).in_(missing))):
+                key = (int(level), int(index))
+                found[key] = bytes(data)
+                self.cache.put(key, found[key])
         return found
 
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        needs: dict[int, int] = {}
-        for i in indexes:
-            b, end = divmod(i, BLOCK)
-            needs[b] = max(needs.get(b, 0), (end + 1) * HASH_SIZE)
-        blocks = self.blocks(needs)
+    def read_nodes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+        # Node (level, n) is at internal level k of tile (level // 8, n >> (8 - k)).
+        where = []
+        needs: dict[tuple[int, int], int] = {}
+        for level, n in nodes:
+            k = level & 7
+            shift = HEIGHT - k
+            key = (level >> 3, n >> shift)
+            pos = n & ((1 << shift) - 1)
+            width = (pos + 1) << k
+            if needs.get(key, 0) < width:
+                needs[key] = width
+            where.append((key, k, pos))
+        tiles = self.tiles(needs)
+        layouts = {key: _LAYOUT_OF_LENGTH.get(len(data)) for key, data in tiles.items()}
         out = []
-        for i in indexes:
-            data = blocks.get(i // BLOCK, b"")
-            start = (i % BLOCK) * HASH_SIZE
-            h = data[start:start + HASH_SIZE]
-            if len(h) != HASH_SIZE:
-                raise LedgerStorageError(f"stored hash {i} is missing")
-            out.append(h)
+        for key, k, pos in where:
+            layout = layouts.get(key)
+            if layout is None:
+                raise LedgerStorageError(f"tile {key[0]}/{key[1]} is missing or damaged")
+            start = layout[k] + pos * HASH_SIZE
+            if start + HASH_SIZE > layout[k + 1]:
+                raise LedgerStorageError(f"tile {key[0]}/{key[1]} is too narrow")
+            out.append(tiles[key][start:start + HASH_SIZE])
         return out
 
-
-class OverlayReader:
-    """Stored hashes plus hashes appended in memory from position ``start`` on."""
-
-    def __init__(self, base: HashStore, start: int) -> None:
-        self.base = base
-        self.start = start
-        self.new: list[bytes] = []
-
-    def read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        old = [i for i in indexes if i < self.start]
-        got = dict(zip(old, self.base.read_hashes(old), strict=True)) if old else {}
-        return [got[i] if i < self.start else self.new[i - self.start] for i in indexes]
+    def c2sp_tile(self, level: int, index: int, width: int) -> bytes | None:
+        """The C2SP hash tile of ``width`` hashes, or None if not stored that wide."""
+        data = self.tiles({(level, index): width}).get((level, index))
+        if data is None or tile_width(data) < width:
+            return None
+        return data[:width * HASH_SIZE]
 
 
-def write_run(session: Session, kind: str, start: int, items: list[bytes],
-              existing_tail: bytes) -> None:
-    """Write ``items`` (hashes or encoded entries) at item position ``start``.
+class TileBuilder:
+    """Appends leaf hashes to the right edge of the tree, in memory.
 
-    ``existing_tail`` is the current content of the block that holds
-    ``start`` (empty if that block is new); it is rewritten together with
-    the new items, and every following block is written whole.
+    Loads the right-edge partial tile of each level, adds hashes, closes full
+    tiles into the level above, and collects every tile that changed:
+    :attr:`changed` (stored form by ``(level, index)``) is what to write, and
+    the store it was given reads the tree as it will be.
     """
-    first = start // BLOCK
+
+    def __init__(self, store: TileStore, size: int) -> None:
+        self.store = store
+        self.size = size
+        self.edge: list[list[bytes]] = []  # per tile level: hashes of its partial tile
+        self.changed: dict[tuple[int, int], bytes] = {}
+        level, count = 0, size
+        while count:
+            width = count % TILE
+            hashes: list[bytes] = []
+            if width:
+                tile = store.c2sp_tile(level, count // TILE, width)
+                if tile is None:
+                    raise LedgerStorageError(f"partial tile {level}/{count // TILE} is missing")
+                hashes = [tile[i:i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+            self.edge.append(hashes)
+            level, count = level + 1, count // TILE
+
+    def append(self, leaf_hashes: Iterable[bytes]) -> None:
+        for h in leaf_hashes:
+            self._add(0, self.size, h)
+            self.size += 1
+        # A tile still marked empty was touched but not filled: it is the
+        # partial tile of its level now, and is expanded once per batch.
+        for key, stored in self.changed.items():
+            if not stored:
+                self.changed[key] = expand_tile(self.edge[key[0]])
+        self.store.overlay.update(self.changed)
+
+    def _add(self, level: int, position: int, h: bytes) -> None:
+        """Add the hash at ``position`` of tree level ``8 * level``."""
+        while len(self.edge) <= level:
+            self.edge.append([])
+        hashes = self.edge[level]
+        hashes.append(h)
+        key = (level, position // TILE)
+        self.changed[key] = b""  # partial: expanded once the batch is in
+        if len(hashes) == TILE:
+            stored = expand_tile(hashes)
+            self.changed[key] = stored
+            self.edge[level] = []
+            self._add(level + 1, position // TILE, tile_root(stored))
+
+
+def write_tiles(session: Session, tiles: dict[tuple[int, int], bytes]) -> None:
+    """Write (or rewrite) stored tiles."""
+    if not tiles:
+        return
+    session.execute(delete(LogTile).where(tuple_(LogTile.level, LogTile.idx).in_(list(tiles))))
+    session.execute(insert(LogTile), [{"level": lv, "idx": n, "data": data}
+                                      for (lv, n), data in tiles.items()])
+
+
+def write_bundles(session: Session, start: int, entries: list[bytes]) -> None:
+    """Append encoded entries at index ``start``, rewriting the partial bundle there."""
+    first = start // TILE
+    current = bytearray(block_data(session, first) if start % TILE else b"")
     blocks: list[bytes] = []
-    current = bytearray(existing_tail)
     pos = start
-    for item in items:
+    for item in entries:
         current += item
         pos += 1
-        if pos % BLOCK == 0:
+        if pos % TILE == 0:
             blocks.append(bytes(current))
             current = bytearray()
     if current:
         blocks.append(bytes(current))
     last = first + len(blocks) - 1
-    session.execute(delete(LogBlock).where(LogBlock.kind == kind, LogBlock.block >= first,
+    session.execute(delete(LogBlock).where(LogBlock.kind == "e", LogBlock.block >= first,
                                            LogBlock.block <= last))
-    session.execute(insert(LogBlock), [{"kind": kind, "block": first + k, "data": data}
+    session.execute(insert(LogBlock), [{"kind": "e", "block": first + k, "data": data}
                                        for k, data in enumerate(blocks)])
 
 
-def block_data(session: Session, kind: str, block: int) -> bytes:
-    """The raw content of one block (empty if it does not exist yet)."""
-    data = session.scalar(select(LogBlock.data).where(LogBlock.kind == kind,
+def block_data(session: Session, block: int) -> bytes:
+    """The raw content of one entry bundle (empty if it does not exist yet)."""
+    data = session.scalar(select(LogBlock.data).where(LogBlock.kind == "e",
                                                       LogBlock.block == block))
-    return data or b""
+    return bytes(data) if data else b""
 
 
 def encode_entry(data: bytes) -> bytes:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from comity.hazmat import merkle
-from comity.ledger.storage import BLOCK, HashStore, block_data, decode_bundle, encode_bundle
+from comity.ledger.storage import TILE, TileStore, block_data, decode_bundle, encode_bundle
 
 __all__ = ["TilePathError", "TileRef", "entry_bundle", "hash_tile", "parse_tile_path"]
 
@@ -47,9 +46,9 @@ def parse_tile_path(path: str) -> TileRef:
     if len(parts) < 2:
         raise TilePathError("a tile path needs a level and an index")
     head, rest = parts[0], parts[1:]
-    width = BLOCK
+    width = TILE
     if len(rest) >= 2 and rest[-2].endswith(".p"):
-        if not _WIDTH.match(rest[-1]) or int(rest[-1]) >= BLOCK:
+        if not _WIDTH.match(rest[-1]) or int(rest[-1]) >= TILE:
             raise TilePathError("partial width must be 1 to 255")
         width = int(rest[-1])
         rest = [*rest[:-2], rest[-2][:-2]]
@@ -63,22 +62,18 @@ def parse_tile_path(path: str) -> TileRef:
     return TileRef(int(head), index, width)
 
 
-def hash_tile(reader: HashStore, size: int, level: int, index: int, width: int) -> bytes | None:
+def hash_tile(reader: TileStore, size: int, level: int, index: int, width: int) -> bytes | None:
     """The hash tile, or None if the tree of ``size`` does not hold it yet."""
-    height = 8 * level
-    available = size >> height
-    first = index * BLOCK
-    if first + width > available:
+    if index * TILE + width > size >> (8 * level):
         return None
-    ids = [merkle.stored_hash_index(height, first + k) for k in range(width)]
-    return b"".join(reader.read_hashes(ids))
+    return reader.c2sp_tile(level, index, width)
 
 
-def entry_bundle(reader: HashStore, size: int, index: int, width: int) -> bytes | None:
+def entry_bundle(reader: TileStore, size: int, index: int, width: int) -> bytes | None:
     """The entry bundle, or None if the tree of ``size`` does not hold it yet."""
-    if index * BLOCK + width > size:
+    if index * TILE + width > size:
         return None
-    entries = decode_bundle(block_data(reader.session, "e", index))
+    entries = decode_bundle(block_data(reader.session, index))
     if len(entries) < width:
         return None
     return encode_bundle(entries[:width])
