@@ -66,9 +66,11 @@ class Node:
         sessions = sessionmaker_for(engine)
         track_generations(sessions)
         identity = IdentityHolder(settings.data_dir)
-        federation = Federation(settings, identity, sessions, default_message_types(), clock)
         ledger = Ledger(sessions, identity, clock)
+        event.listen(sessions, "before_commit", ledger.record_deferred)
         event.listen(sessions, "after_commit", ledger.notify_committed)
+        federation = Federation(settings, identity, sessions, default_message_types(), clock,
+                                ledger=ledger)
         ledger.ensure_state()
         return cls(settings, engine, sessions, identity, federation, ledger, clock)
 

@@ -25,6 +25,8 @@ from comity.db import session_scope
 from comity.federation.envelope import parse_message
 from comity.federation.models import HeldReceipt, InboxMessage, OutboxMessage
 from comity.hazmat.keys import VerifyKey
+from comity.ledger.commitments import parse_opening
+from comity.ledger.models import LogOpening
 from comity.localnet import LocalNode, agree, introduce, spawn, wait_for
 from comity.node import Node
 from tests.support import SCOPE
@@ -61,10 +63,14 @@ def _check_exactly_once(sender: Node, receiver: Node, sender_id: str) -> dict[st
         out = list(s.scalars(select(OutboxMessage).where(OutboxMessage.type == "correspondence")
                              .order_by(OutboxMessage.seq)))
         receipts = {r.receipt_id: orjson.loads(r.receipt) for r in s.scalars(select(HeldReceipt))}
+        sent_open = {r.idx: parse_opening(r.opening) for r in s.scalars(
+            select(LogOpening).where(LogOpening.kind == "SENT"))}
     with session_scope(receiver.sessions) as s:
         inbox = list(s.scalars(select(InboxMessage).where(
             InboxMessage.sender_id == sender_id, InboxMessage.type == "correspondence")
             .order_by(InboxMessage.seq)))
+        received_open = {r.idx: parse_opening(r.opening) for r in s.scalars(
+            select(LogOpening).where(LogOpening.kind == "RECEIVED"))}
     assert len(out) == TOTAL
     assert [r.status for r in out if r.status != "delivered"] == []
     assert len(inbox) == TOTAL, "lost or duplicated messages"
@@ -82,6 +88,14 @@ def _check_exactly_once(sender: Node, receiver: Node, sender_id: str) -> dict[st
         entry = next(e for e in receipt["entries"] if e["id"] == row.message_id)
         assert entry["hash"] == row.message_hash
         assert entry["seq"] == row.receiver_seq == by_id[row.message_id].seq
+        # ... and its entry in the receiver's log, as does the sender's own entry.
+        assert entry["log"] == row.receiver_log_index == by_id[row.message_id].log_index
+        assert received_open[entry["log"]].act["message"] == row.message_hash
+        assert row.log_index is not None
+        assert sent_open[row.log_index].act["message"] == row.message_hash
+    # One entry per stored copy: none lost, none written twice.
+    assert len({r.log_index for r in inbox}) == TOTAL
+    assert {r.log_index for r in inbox} <= set(received_open)
     assert key.raw == receiver.local.card.signing_key.raw
     return {"messages": len(out), "receipts": len(receipts)}
 

@@ -19,13 +19,17 @@ from comity.federation.envelope import Message, new_message_id, seal_delivery_of
 from comity.federation.models import InboxMessage, IssuedReceipt
 from comity.hazmat import canonical
 from comity.hazmat.keys import SigningKey, b64e
+from comity.ledger.commitments import new_salt
+from comity.ledger.models import LogOpening
 from tests.support import LocalFederation, PeerNode
 
 
-def stored(node: PeerNode) -> tuple[int, int]:
+def stored(node: PeerNode) -> tuple[int, int, int]:
+    """Inbox rows, receipts issued and log entries (nothing may be stored half-way)."""
     with session_scope(node.node.sessions) as s:
         return (s.scalar(select(func.count()).select_from(InboxMessage)) or 0,
-                s.scalar(select(func.count()).select_from(IssuedReceipt)) or 0)
+                s.scalar(select(func.count()).select_from(IssuedReceipt)) or 0,
+                s.scalar(select(func.count()).select_from(LogOpening)) or 0)
 
 
 def make_message(sender: PeerNode, to: PeerNode, agreement: str | None, *,
@@ -34,7 +38,8 @@ def make_message(sender: PeerNode, to: PeerNode, agreement: str | None, *,
                  message_id: str | None = None) -> Message:
     header = {"v": 1, "id": message_id or new_message_id(), "from": sender.id, "to": to.id,
               "agreement": agreement, "type": type,
-              "created": format_ts(created or sender.node.clock.now()), "in_reply_to": None}
+              "created": format_ts(created or sender.node.clock.now()), "in_reply_to": None,
+              "salt": new_salt()}
     body = body if body is not None else {"subject": "s", "text": "t", "language": "en"}
     return seal_message(key or sender.node.local.signing_key, header, body)
 
@@ -68,7 +73,7 @@ def test_valid_message_is_stored_with_a_signed_receipt(trio: Any) -> None:
     assert answer["results"] == [{"id": msg.id, "status": "accepted", "receipt": 0}]
     receipt = answer["receipts"][0]
     assert receipt["entries"][0]["hash"] == msg.hash
-    assert stored(b) == (before[0] + 1, before[1] + 1)
+    assert stored(b) == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 def _problem_of(resp: Any) -> str:
@@ -84,7 +89,7 @@ CASES = [
     "party-outside-agreement", "unknown-message-type", "out-of-scope-request-type",
     "stale-message", "future-message", "stale-delivery", "future-delivery",
     "wrong-recipient-delivery", "wrong-recipient-message", "malformed-header",
-    "invalid-body", "no-agreement-named",
+    "invalid-body", "no-agreement-named", "bad-salt",
 ]
 EXPECTED = {
     "forged-message-signature": "bad-signature",
@@ -102,6 +107,7 @@ EXPECTED = {
     "malformed-header": "malformed-message",
     "invalid-body": "invalid-body",
     "no-agreement-named": "no-agreement",
+    "bad-salt": "malformed-message",
 }
 
 
@@ -138,9 +144,10 @@ def test_each_bad_input_has_its_own_error_and_stores_nothing(
         before, b = stored(c), c
     elif case == "wrong-recipient-message":
         resp = deliver(a, b, [make_message(a, c, ab)])
-    elif case == "malformed-header":
+    elif case in ("malformed-header", "bad-salt"):
         msg = make_message(a, b, ab)
-        header = {**msg.header, "type": "Not A Type!"}
+        header = ({**msg.header, "type": "Not A Type!"} if case == "malformed-header"
+                  else {**msg.header, "salt": "c2hvcnQ"})
         signed = canonical.dumps({"header": header, "body": msg.body})
         broken = Message(header, msg.body, a.node.local.signing_key.sign(signed), signed,
                          canonical.sha256_hex(signed))
@@ -185,7 +192,7 @@ def test_same_message_twice_in_one_delivery_is_stored_once(trio: Any) -> None:
     before = stored(b)
     answer = deliver(a, b, [msg, msg]).json()
     assert [r["status"] for r in answer["results"]] == ["accepted", "duplicate"]
-    assert stored(b) == (before[0] + 1, before[1] + 1)
+    assert stored(b) == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 def test_one_bad_message_does_not_sink_the_batch(trio: Any) -> None:
@@ -195,7 +202,7 @@ def test_one_bad_message_does_not_sink_the_batch(trio: Any) -> None:
     before = stored(b)
     answer = deliver(a, b, [good1, bad, good2]).json()
     assert [r["status"] for r in answer["results"]] == ["accepted", "rejected", "accepted"]
-    assert stored(b) == (before[0] + 2, before[1] + 1)
+    assert stored(b) == (before[0] + 2, before[1] + 1, before[2] + 2)
 
 
 def test_a_deferred_message_holds_back_those_after_it(trio: Any, fed: LocalFederation) -> None:

@@ -50,6 +50,8 @@ from comity.agreements.schemas import (
 from comity.clock import format_ts
 from comity.hazmat.keys import KeyFormatError, b64d, b64e
 from comity.identity.services import LocalIdentity, get_peer
+from comity.ledger.commitments import Opening, new_salt
+from comity.ledger.services import record_at_commit
 
 __all__ = [
     "AgreementView",
@@ -287,6 +289,7 @@ def _add_signature(session: Session, doc: AgreementDocument, party: str, serial:
     if session.get(AgreementSignature, (doc.id, doc.version, party)) is None:
         session.add(AgreementSignature(agreement_id=doc.id, version=doc.version, party=party,
                                        signer_serial=serial, signature=sig, signed_at=now))
+        _log_act(session, doc.id, doc.version, "signature", party, doc.doc_hash())
         session.flush()
 
 
@@ -298,6 +301,7 @@ def _complete_if_signed(session: Session, doc: AgreementDocument, now: dt.dateti
     if row.state != AgreementStatus.SIGNED and signers >= set(doc.parties):
         row.state = AgreementStatus.SIGNED.value
         row.updated_at = now
+        _log_act(session, doc.id, doc.version, "signed-by-all", None, doc.doc_hash())
 
 
 def _broadcast(session: Session, sender: Sender, local: LocalIdentity, parties: Iterable[str],
@@ -396,7 +400,16 @@ def apply_party_act(session: Session, view: AgreementView, party: str, type: str
         session.delete(view.suspended[party])
     else:  # pragma: no cover - callers pass one of the three
         raise ValueError(type)
+    _log_act(session, aid, view.latest.version, type.removeprefix("agreement."), party, None)
     session.flush()
+
+
+def _log_act(session: Session, agreement_id: str, version: int, event: str,
+             party: str | None, doc_hash: str | None) -> None:
+    """An AGREEMENT entry in this node's log, committed with the act."""
+    record_at_commit(session, Opening("AGREEMENT", {
+        "agreement": agreement_id, "version": version, "event": event, "party": party,
+        "document": doc_hash}, new_salt()))
 
 
 def withdraw(session: Session, local: LocalIdentity, sender: Sender, agreement_id: str,

@@ -13,7 +13,10 @@ a delivery is proven without re-signing stored messages, and a captured
 delivery replayed later is stale.
 
 A **receipt** is signed by the receiver and lists, for each message it
-stored, the message id, hash and the receiver's inbox sequence number.
+stored, the message id, hash, the receiver's inbox sequence number and the
+index of the RECEIVED entry in the receiver's log. The header's ``salt``
+(32 random bytes) hides both parties' log entries for the message (see
+``comity.ledger.commitments``).
 
 Only verified objects come out of the ``open_*``/``verify_*`` functions; the
 ``Unverified*`` types exist only between parsing and verification.
@@ -78,7 +81,7 @@ _NODE = re.compile(r"\A[0-9a-f]{32}\Z")
 _TYPE = re.compile(r"\A[a-z][a-z0-9.-]{0,63}\Z")
 _HASH = re.compile(r"\A[0-9a-f]{64}\Z")
 _HEADER_KEYS = frozenset({"v", "id", "from", "to", "agreement", "type", "created",
-                          "in_reply_to"})
+                          "in_reply_to", "salt"})
 
 
 def new_message_id() -> str:
@@ -92,6 +95,10 @@ def _bad(message: str) -> MalformedMessageError:
 
 def _is_uuid(v: object) -> bool:
     return isinstance(v, str) and bool(_UUID.match(v))
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
 
 
 def _is_node(v: object) -> bool:
@@ -193,6 +200,7 @@ def parse_message(unverified: object, *, max_bytes: int) -> Message:
             raise _bad(f"header.{name} must be a UUID or null")
     try:
         parse_ts(header["created"])
+        b64d(header["salt"], length=32)
         raw_sig = b64d(sig, length=64)
         signed = canonical.dumps({"header": header, "body": body})
     except (ValueError, KeyFormatError, canonical.CanonicalJSONError) as e:
@@ -334,7 +342,7 @@ def parse_delivery(unverified: object, *, max_messages: int) -> UnverifiedDelive
 
 def seal_receipt(key: SigningKey, *, receiver: str, sender: str, serial: int,
                  received: dt.datetime, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sign a receipt for ``entries`` (``{"id", "hash", "seq"}`` each)."""
+    """Sign a receipt for ``entries`` (``{"id", "hash", "seq", "log"}`` each)."""
     doc: dict[str, Any] = {"type": RECEIPT_TYPE, "v": 1, "from": receiver, "to": sender,
                            "serial": serial, "received": format_ts(received),
                            "entries": entries}
@@ -393,10 +401,10 @@ def parse_receipt(unverified: object, key: VerifyKey, *, receiver: str,
         raise _bad("receipt is not from the recipient to us")
     entries = r["entries"]
     if not isinstance(entries, list) or not all(
-            isinstance(e, dict) and set(e) == {"id", "hash", "seq"} and _is_uuid(e["id"])
+            isinstance(e, dict) and set(e) == {"id", "hash", "seq", "log"} and _is_uuid(e["id"])
             and isinstance(e["hash"], str) and _HASH.match(e["hash"])
-            and isinstance(e["seq"], int) for e in entries):
-        raise _bad("receipt entries must be {id, hash, seq} objects")
+            and _is_count(e["seq"]) and _is_count(e["log"]) for e in entries):
+        raise _bad("receipt entries must be {id, hash, seq, log} objects")
     try:
         parse_ts(r["received"])
         sig = b64d(r["sig"], length=64)

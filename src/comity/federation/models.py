@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from comity.db import Base, UTCDateTime, bigint_pk
@@ -40,6 +40,9 @@ class OutboxMessage(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     receipt_id: Mapped[str | None] = mapped_column(String(36))
     receiver_seq: Mapped[int | None] = mapped_column(Integer)
+    # This node's SENT entry, and the receiver's RECEIVED entry (from its receipt).
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
+    receiver_log_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class HeldReceipt(Base):
@@ -68,6 +71,7 @@ class InboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     receipt_id: Mapped[str] = mapped_column(String(36))
+    log_index: Mapped[int | None] = mapped_column(BigInteger)  # this node's RECEIVED entry
 
 
 class IssuedReceipt(Base):

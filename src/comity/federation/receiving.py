@@ -50,6 +50,7 @@ from comity.hazmat.keys import VerifyKey
 from comity.identity.errors import UnknownPeerError
 from comity.identity.models import Peer, PeerCard
 from comity.identity.services import LocalIdentity, get_peer, import_cards, stored_card
+from comity.ledger.commitments import message_opening
 from comity.problems import Problem
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ class Receiver:
         receipt_id = str(uuid.uuid4())
         results: list[dict[str, Any]] = []
         new_rows: list[dict[str, Any]] = []
+        new_salts: list[str] = []
         old_receipts: dict[str, int] = {}
         receipts: list[dict[str, Any]] = [{}]  # slot 0: this delivery's new receipt
         blocked = False
@@ -173,17 +175,26 @@ class Receiver:
                    "received_at": now, "receipt_id": receipt_id}
             seen[item.id] = _Pending(receipt_id, item.hash)
             new_rows.append(row)
+            new_salts.append(item.header["salt"])
             results.append({"id": item.id, "status": "accepted", "receipt": 0})
         if new_rows:
             # Core insert: the ORM's per-row bookkeeping costs more than the insert.
             table = cast(Table, InboxMessage.__table__)
+            # RECEIVED entries commit with the inbox rows; the receipt names them.
+            log_indexes = self.fed.ledger.record(session, [message_opening(
+                "RECEIVED", message_hash=r["message_hash"], sender=r["sender_id"],
+                recipient=local.node_id, salt=salt) for r, salt in zip(
+                    new_rows, new_salts, strict=True)])
+            for r, i in zip(new_rows, log_indexes, strict=True):
+                r["log_index"] = i
             seqs = session.execute(
                 insert(table).returning(table.c.seq, sort_by_parameter_order=True),
                 new_rows).scalars().all()
             doc = seal_receipt(
                 local.signing_key, receiver=local.node_id, sender=peer.node_id,
                 serial=local.serial, received=now,
-                entries=[{"id": r["message_id"], "hash": r["message_hash"], "seq": seq}
+                entries=[{"id": r["message_id"], "hash": r["message_hash"], "seq": seq,
+                          "log": r["log_index"]}
                          for r, seq in zip(new_rows, seqs, strict=True)])
             session.add(IssuedReceipt(receipt_id=receipt_id, peer_id=peer.node_id,
                                       receipt=orjson.dumps(doc), issued_at=now))

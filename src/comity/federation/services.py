@@ -73,6 +73,8 @@ from comity.identity.services import (
     require_peer,
     stored_card,
 )
+from comity.ledger.commitments import message_opening, new_salt
+from comity.ledger.services import Ledger
 
 __all__ = ["RETRYABLE_SLUGS", "BatchOutcome", "Federation"]
 
@@ -108,9 +110,11 @@ class Federation:
 
     def __init__(
         self, settings: Settings, identity: IdentityHolder, sessions: sessionmaker[Session],
-        types: MessageTypes, clock: Clock, *, rng: random.Random | None = None,
+        types: MessageTypes, clock: Clock, *, ledger: Ledger,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self.ledger = ledger
         self.identity = identity
         self.sessions = sessions
         self.types = types
@@ -168,7 +172,7 @@ class Federation:
         purpose = mt.validate(body)
         header = {"v": 1, "id": new_message_id(), "from": local.node_id, "to": to,
                   "agreement": agreement_id, "type": type, "created": format_ts(now),
-                  "in_reply_to": in_reply_to}
+                  "in_reply_to": in_reply_to, "salt": new_salt()}
         msg = seal_message(local.signing_key, header, body)
         if len(msg.signed_bytes) > self.settings.max_message_bytes:
             raise PayloadTooLargeError(f"message is {len(msg.signed_bytes)} bytes; the limit "
@@ -190,8 +194,12 @@ class Federation:
         if not prepared.control:
             self.authorize_in(session, agreement_id=msg.agreement, local_id=prepared.local_id,
                             peer_id=to, purpose=prepared.purpose, at=self.clock.now())
+        # The SENT entry commits in the same transaction as the outbox row.
+        log_index = self.ledger.record(session, [message_opening(
+            "SENT", message_hash=msg.hash, sender=msg.sender, recipient=to,
+            salt=msg.header["salt"])])[0]
         values: dict[str, Any] = {
-            "message_id": msg.id, "peer_id": to, "type": msg.type,
+            "message_id": msg.id, "peer_id": to, "type": msg.type, "log_index": log_index,
             "agreement_id": msg.agreement, "envelope": msg.envelope_bytes(),
             "message_hash": msg.hash, "signed_serial": prepared.serial,
             "created_at": prepared.created, "status": "pending", "attempts": 0,
@@ -423,7 +431,8 @@ class Federation:
                     raise TransportError(f"no receipt for message {row.message_id}")
                 entry = receipt.entry_for(row.message_id, row.message_hash)
                 receipt_ids.setdefault(idx, "")
-                delivered.append({"seq": row.seq, "idx": idx, "receiver_seq": entry["seq"]})
+                delivered.append({"seq": row.seq, "idx": idx, "receiver_seq": entry["seq"],
+                                  "receiver_log_index": entry["log"]})
                 continue
             raw_problem = res.get("problem")
             problem: dict[str, Any] = raw_problem if isinstance(raw_problem, dict) else {}
@@ -444,7 +453,8 @@ class Federation:
                 session.execute(update(OutboxMessage), [
                     {"seq": d["seq"], "status": "delivered", "delivered_at": now,
                      "receipt_id": receipt_ids[d["idx"]], "receiver_seq": d["receiver_seq"],
-                     "last_error": None} for d in delivered])
+                     "receiver_log_index": d["receiver_log_index"], "last_error": None}
+                    for d in delivered])
             if failed:
                 session.execute(update(OutboxMessage), failed)
             if deferred is not None:

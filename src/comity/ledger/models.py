@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from comity.db import Base, UTCDateTime
 
-__all__ = ["LogBlock", "LogPending", "LogState", "LogTile"]
+__all__ = ["LogBlock", "LogOpening", "LogPending", "LogState", "LogTile"]
 
 
 class LogState(Base):
@@ -51,3 +51,13 @@ class LogTile(Base):
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogOpening(Base):
+    """The opening (act and salt) of an entry this node wrote: never served."""
+
+    __tablename__ = "log_openings"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    opening: Mapped[str] = mapped_column(Text)

@@ -35,7 +35,8 @@ from comity.db import read_scope, session_scope
 from comity.hazmat import merkle
 from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
 from comity.identity.services import IdentityHolder
-from comity.ledger.models import LogPending, LogState
+from comity.ledger.commitments import Opening, parse_opening
+from comity.ledger.models import LogOpening, LogPending, LogState
 from comity.ledger.storage import (
     TileBuilder,
     TileCache,
@@ -45,9 +46,20 @@ from comity.ledger.storage import (
     write_tiles,
 )
 
-__all__ = ["Ledger", "LedgerError", "TreeHead"]
+__all__ = ["Ledger", "LedgerError", "TreeHead", "record_at_commit"]
 
 _STATE_ID = 1
+_AT_COMMIT = "comity.ledger.at_commit"
+
+
+def record_at_commit(session: Session, opening: Opening) -> None:
+    """Log ``opening`` in ``session``'s transaction, just before it commits.
+
+    For domain code that has no ledger at hand (agreements): the node's
+    ledger writes these entries in the same transaction as the act, so a
+    rolled-back act leaves no entry and a committed one always has one.
+    """
+    session.info.setdefault(_AT_COMMIT, []).append(opening)
 
 
 class LedgerError(RuntimeError):
@@ -132,6 +144,30 @@ class Ledger:
                         [{"idx": first + k, "data": d} for k, d in enumerate(items)])
         session.info["comity.ledger.assigned"] = True
         return list(range(first, first + len(items)))
+
+    def record(self, session: Session, openings: Sequence[Opening]) -> list[int]:
+        """Log salted commitments to ``openings`` in ``session``; keep the openings.
+
+        Returns:
+            The log index of each entry, in order.
+        """
+        indexes = self.assign_many(session, [o.commitment() for o in openings])
+        if indexes:
+            session.execute(insert(cast(Table, LogOpening.__table__)), [
+                {"idx": i, "kind": o.kind, "opening": o.to_json()}
+                for i, o in zip(indexes, openings, strict=True)])
+        return indexes
+
+    def record_deferred(self, session: Session) -> None:
+        """Session hook (before commit): write what :func:`record_at_commit` queued."""
+        queued = session.info.pop(_AT_COMMIT, None)
+        if queued:
+            self.record(session, queued)
+
+    def opening(self, session: Session, index: int) -> Opening | None:
+        """The opening of this node's entry ``index`` (None if not kept)."""
+        row = session.get(LogOpening, index)
+        return None if row is None else parse_opening(row.opening)
 
     def notify_committed(self, session: Session) -> None:
         """Session hook: wake the sequencer if entries were assigned."""
