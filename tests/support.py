@@ -155,6 +155,13 @@ class LocalFederation:
                 self.clock.at = nxt
         raise AssertionError("pump did not settle")
 
+    def witness(self) -> dict[str, dict[str, str]]:
+        """Integrate every log, then have each checkpoint cosigned by the node's partners."""
+        for tn in self.nodes:
+            while tn.node.ledger.integrate():
+                pass
+        return {tn.name: tn.node.publisher().publish(self.http) for tn in self.nodes}
+
     def agree(self, proposer: PeerNode, others: list[PeerNode],
               scope: dict[str, Any] | None = None, **fields: Any) -> str:
         """Draft, propose and have every party sign; returns the agreement id."""

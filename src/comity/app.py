@@ -22,7 +22,9 @@ from comity.federation.api import peer_router
 from comity.federation.receiving import CARD_CHAIN_BYTES
 from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
 from comity.identity.api import router as identity_router
+from comity.ledger.api import api_router as ledger_router
 from comity.ledger.api import router as log_router
+from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
 
 __all__ = ["create_app"]
@@ -35,13 +37,14 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service = node.delivery_service() if deliver else None
         sequencer = node.sequencer() if deliver else None
-        for worker in (service, sequencer):
+        publishing = node.publishing_service() if deliver else None
+        for worker in (service, sequencer, publishing):
             if worker is not None:
                 worker.start()
         try:
             yield
         finally:
-            for worker in (service, sequencer):
+            for worker in (service, sequencer, publishing):
                 if worker is not None:
                     worker.stop()
 
@@ -54,6 +57,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limits=[
         ("/federation/cards", CARD_CHAIN_BYTES),
+        ("/log/add-checkpoint", MAX_ADD_CHECKPOINT_BYTES),
         ("/federation/", node.settings.max_delivery_bytes),
         ("/api", node.settings.max_api_body_bytes),
     ])
@@ -62,6 +66,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(messages_router)
     app.include_router(peer_router)
     app.include_router(log_router)
+    app.include_router(ledger_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -27,6 +27,7 @@ from comity.federation.services import Federation
 from comity.identity.services import IdentityHolder, LocalIdentity
 from comity.ledger.sequencer import Sequencer
 from comity.ledger.services import Ledger
+from comity.ledger.witness import Publisher, PublishingService, Witness
 
 __all__ = ["Node", "default_message_types"]
 
@@ -98,6 +99,19 @@ class Node:
     def sequencer(self, poll_seconds: float = 1.0) -> Sequencer:
         """The ledger's sequencer for this process (not started)."""
         return Sequencer(self.ledger, poll_seconds=poll_seconds)
+
+    def witness(self) -> Witness:
+        """This node as a witness of its partners' logs."""
+        return Witness(self.sessions, self.identity, self.ledger, self.clock)
+
+    def publisher(self) -> Publisher:
+        """This node's log, asking its partners to cosign."""
+        return Publisher(self.sessions, self.identity, self.ledger, self.clock)
+
+    def publishing_service(self, poll_seconds: float = 30.0) -> PublishingService:
+        """The thread that has new checkpoints cosigned (not started)."""
+        return PublishingService(self.publisher(), poll_seconds=poll_seconds,
+                                 timeout=self.settings.delivery_timeout_seconds)
 
     def close(self) -> None:
         self.engine.dispose()

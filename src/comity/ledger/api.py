@@ -8,15 +8,17 @@ nothing about the acts behind them.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from comity.db import read_scope
-from comity.http import get_node
+from comity.http import get_node, json_response, require_token
 from comity.ledger.tiles import TilePathError, entry_bundle, hash_tile, parse_tile_path
+from comity.ledger.witness import list_alarms, log_status
 from comity.problems import Problem
 
-__all__ = ["router"]
+__all__ = ["api_router", "router"]
 
 router = APIRouter(prefix="/log", tags=["log"])
 
@@ -33,11 +35,22 @@ class BadTilePathError(Problem):
     title = "Not a tile path"
 
 
-@router.get("/checkpoint", summary="The log's latest signed checkpoint")
+@router.get("/checkpoint", summary="The log's latest checkpoint, with its cosignatures")
 def checkpoint(request: Request) -> Response:
-    head = get_node(request).ledger.head()
-    return Response(head.checkpoint, media_type="text/plain; charset=utf-8",
+    ledger = get_node(request).ledger
+    with read_scope(ledger.sessions) as session:
+        note = ledger.cosigned_checkpoint(session)
+    return Response(note, media_type="text/plain; charset=utf-8",
                     headers={"cache-control": "no-cache"})
+
+
+@router.post("/add-checkpoint", summary="Witness a partner's checkpoint (C2SP tlog-witness)",
+             responses={409: {"description": "the size this witness holds, as text/x.tlog.size"}})
+async def add_checkpoint(request: Request) -> Response:
+    body = await request.body()
+    node = get_node(request)
+    answer = await run_in_threadpool(node.witness().add_checkpoint, body)
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 @router.get("/tile/{path:path}", summary="A hash tile or an entry bundle")
@@ -57,3 +70,20 @@ def tile(request: Request, path: str) -> Response:
     cache = "public, max-age=31536000, immutable" if ref.width == 256 else "no-cache"
     return Response(data, media_type="application/octet-stream",
                     headers={"cache-control": cache})
+
+
+api_router = APIRouter(prefix="/api/ledger", tags=["ledger"],
+                       dependencies=[Depends(require_token)])
+
+
+@api_router.get("", summary="The log's head, its cosignatures and what this node witnesses")
+def status(request: Request) -> Response:
+    ledger = get_node(request).ledger
+    with read_scope(ledger.sessions) as session:
+        return json_response(log_status(session, ledger))
+
+
+@api_router.get("/alarms", summary="Evidence of misbehaving logs, newest first")
+def alarms(request: Request) -> Response:
+    with read_scope(get_node(request).sessions) as session:
+        return json_response(list_alarms(session))

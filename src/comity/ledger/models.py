@@ -14,9 +14,21 @@ import datetime as dt
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from comity.db import Base, UTCDateTime
+from comity.db import Base, UTCDateTime, bigint_pk
 
-__all__ = ["LogBlock", "LogOpening", "LogPending", "LogState", "LogTile"]
+__all__ = [
+    "LedgerAlarm",
+    "LogBlock",
+    "LogCheckpoint",
+    "LogCosignature",
+    "LogOpening",
+    "LogPending",
+    "LogState",
+    "LogTile",
+    "PeerCheckpoint",
+    "WitnessProgress",
+    "WitnessedLog",
+]
 
 
 class LogState(Base):
@@ -61,3 +73,75 @@ class LogOpening(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(20), index=True)
     opening: Mapped[str] = mapped_column(Text)
+
+
+class LogCheckpoint(Base):
+    """Every checkpoint this log signed (the latest is also in ``log_state``)."""
+
+    __tablename__ = "log_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class LogCosignature(Base):
+    """A partner's witness cosignature of one of our checkpoints (a note signature line)."""
+
+    __tablename__ = "log_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessProgress(Base):
+    """Log side: the size each partner's witness last cosigned for us."""
+
+    __tablename__ = "witness_progress"
+
+    peer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessedLog(Base):
+    """Witness side: the latest checkpoint of a partner's log that we cosigned."""
+
+    __tablename__ = "witnessed_logs"
+
+    peer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    origin: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # When a PEER-CHECKPOINT entry last went into our own log for this peer.
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class PeerCheckpoint(Base):
+    """Every checkpoint of a partner's log we cosigned: what `comity log audit` checks."""
+
+    __tablename__ = "peer_checkpoints"
+
+    peer_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    checkpoint: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerAlarm(Base):
+    """Evidence that a log misbehaved: two signed checkpoints that cannot both be true."""
+
+    __tablename__ = "ledger_alarms"
+
+    id: Mapped[bigint_pk]
+    peer_id: Mapped[str | None] = mapped_column(String(32))  # None: about our own log
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)  # JSON: the signed checkpoints involved
+    raised_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

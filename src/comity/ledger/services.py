@@ -33,10 +33,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from comity.clock import Clock
 from comity.db import read_scope, session_scope
 from comity.hazmat import merkle
-from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
+from comity.hazmat.note import Checkpoint, NoteSigner, add_signature_lines, sign_note
 from comity.identity.services import IdentityHolder
 from comity.ledger.commitments import Opening, parse_opening
-from comity.ledger.models import LogOpening, LogPending, LogState
+from comity.ledger.models import (
+    LogCheckpoint,
+    LogCosignature,
+    LogOpening,
+    LogPending,
+    LogState,
+)
 from comity.ledger.storage import (
     TileBuilder,
     TileCache,
@@ -84,6 +90,7 @@ class Ledger:
         self.batch_size = batch_size
         self.cache = TileCache()
         self._listeners: list[Callable[[], None]] = []
+        self._integrated: list[Callable[[], None]] = []
         self._integrate_lock = threading.Lock()
 
     @property
@@ -105,12 +112,18 @@ class Ledger:
                 return
         try:
             with session_scope(self.sessions) as session:
+                checkpoint = self._sign(0, merkle.EMPTY_ROOT).decode()
                 session.add(LogState(
                     id=_STATE_ID, next_index=0, size=0, root=merkle.EMPTY_ROOT,
-                    checkpoint=self._sign(0, merkle.EMPTY_ROOT).decode(),
-                    updated_at=self.clock.now()))
+                    checkpoint=checkpoint, updated_at=self.clock.now()))
+                session.add(LogCheckpoint(size=0, root=merkle.EMPTY_ROOT, checkpoint=checkpoint,
+                                          signed_at=self.clock.now()))
         except IntegrityError:
             pass  # another process created it first
+
+    def on_integrated(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after an integration moved the checkpoint."""
+        self._integrated.append(listener)
 
     def on_assign(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after a transaction that assigned entries commits."""
@@ -200,7 +213,10 @@ class Ledger:
                 .order_by(LogPending.idx).limit(self.batch_size))]
             if not pending:
                 return 0
-            return self._integrate(session, state, pending)
+            moved = self._integrate(session, state, pending)
+        for listener in self._integrated:
+            listener()
+        return moved
 
     def _integrate(self, session: Session, state: LogState,
                    pending: list[tuple[int, bytes]]) -> int:
@@ -220,15 +236,33 @@ class Ledger:
                 raise LedgerError(f"new tree is not consistent with checkpoint {old_size}") from e
         write_tiles(session, builder.changed)
         write_bundles(session, old_size, [encode_entry(d) for _, d in pending])
+        now = self.clock.now()
+        checkpoint = self._sign(new_size, new_root).decode()
         moved = cast(CursorResult[Any], session.execute(update(LogState).where(
             LogState.id == _STATE_ID, LogState.size == old_size).values(
-            size=new_size, root=new_root, updated_at=self.clock.now(),
-            checkpoint=self._sign(new_size, new_root).decode())))
+            size=new_size, root=new_root, updated_at=now, checkpoint=checkpoint)))
         if moved.rowcount != 1:
             raise LedgerError("the checkpoint moved during integration")
+        session.execute(insert(LogCheckpoint).values(
+            size=new_size, root=new_root, checkpoint=checkpoint, signed_at=now))
         session.execute(delete(LogPending).where(LogPending.idx < new_size),
                         execution_options={"synchronize_session": False})
         return len(pending)
+
+    def cosigned_checkpoint(self, session: Session, size: int | None = None) -> bytes:
+        """Our checkpoint of ``size`` (the latest if None) with the cosignatures it got.
+
+        Raises:
+            LedgerError: if this log never signed a checkpoint of that size.
+        """
+        if size is None:
+            size = self.head().size
+        row = session.get(LogCheckpoint, size)
+        if row is None:
+            raise LedgerError(f"this log signed no checkpoint of size {size}")
+        lines = list(session.scalars(select(LogCosignature.line).where(
+            LogCosignature.size == size).order_by(LogCosignature.witness_id)))
+        return add_signature_lines(row.checkpoint.encode(), lines)
 
     def reader(self, session: Session) -> TileStore:
         """A hash reader over the integrated tree, for proofs and tiles."""

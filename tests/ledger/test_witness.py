@@ -1,0 +1,196 @@
+"""Witnessing (C2SP tlog-witness): cosigning partners' logs, and catching forks and rollbacks."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from comity.db import read_scope, session_scope
+from comity.hazmat import merkle
+from comity.hazmat.keys import SigningKey
+from comity.hazmat.note import Checkpoint, NoteSigner, cosignatures, open_note, sign_note
+from comity.identity.services import get_peer, peer_card
+from comity.ledger.keys import log_verifier, witness_verifier
+from comity.ledger.models import LedgerAlarm, PeerCheckpoint, WitnessedLog, WitnessProgress
+from comity.ledger.witness import encode_add_checkpoint
+from tests.federation.test_delivery import send
+from tests.support import LocalFederation, PeerNode
+
+
+def pair(fed: LocalFederation) -> tuple[PeerNode, PeerNode, str]:
+    a, b = fed.add("a"), fed.add("b")
+    fed.introduce_all()
+    aid = fed.agree(a, [b])
+    return a, b, aid
+
+
+def forge(node: PeerNode, size: int, root: bytes, key: SigningKey | None = None) -> bytes:
+    """A checkpoint of ``node``'s log signed with its key (or another): a lying log."""
+    signer = NoteSigner(node.node.ledger.origin,
+                        (key or node.node.local.signing_key).to_cryptography())
+    return sign_note(Checkpoint(node.node.ledger.origin, size, root).to_text(), [signer])
+
+
+def post(witness: PeerNode, body: bytes) -> Any:
+    return witness.client.post("/log/add-checkpoint", content=body,
+                               headers={"content-type": "text/plain"})
+
+
+def held(witness: PeerNode, log: PeerNode) -> WitnessedLog:
+    with read_scope(witness.node.sessions) as s:
+        row = s.get(WitnessedLog, log.id)
+        assert row is not None
+        return row
+
+
+def alarms(node: PeerNode) -> list[dict[str, Any]]:
+    return list(node.api("GET", "/api/ledger/alarms", expect=200))
+
+
+def test_partners_cosign_each_others_checkpoints_and_follow_them_forward(
+        fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    assert fed.witness() == {"a": {b.id: "cosigned"}, "b": {a.id: "cosigned"}}
+    first = a.node.ledger.head()
+    # The served checkpoint carries b's cosignature, valid under b's card.
+    note = a.client.get("/log/checkpoint").content
+    assert open_note(note, [log_verifier(a.node.local.card)]).text.endswith(
+        base64.b64encode(first.root).decode() + "\n")
+    with read_scope(a.node.sessions) as s:
+        b_card = peer_card(get_peer(s, b.id))
+    assert list(cosignatures(note, [witness_verifier(b_card)])) == [witness_verifier(b_card).name]
+    assert held(b, a).size == first.size
+    # More entries: the next checkpoint moves forward with a consistency proof.
+    send(a, b, aid, 5)
+    fed.pump()
+    assert fed.witness()["a"] == {b.id: "cosigned"}
+    second = a.node.ledger.head()
+    assert second.size > first.size
+    assert held(b, a).size == second.size
+    with read_scope(b.node.sessions) as s:
+        seen = sorted(r.size for r in s.scalars(select(PeerCheckpoint).where(
+            PeerCheckpoint.peer_id == a.id)))
+    assert seen == [first.size, second.size]
+    assert fed.witness()["a"] == {b.id: "cosigned"}  # nothing new: nothing sent
+    status = a.api("GET", "/api/ledger", expect=200)
+    assert status["cosigned_by"] == {b.id: second.size}
+    assert status["alarms"] == 0
+    assert alarms(a) == alarms(b) == []
+
+
+def test_a_witness_that_lost_track_answers_409_and_the_log_catches_up(
+        fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    fed.witness()
+    send(a, b, aid, 3)
+    fed.pump()
+    # The log forgot what b cosigned: it sends old 0, learns the size, retries.
+    with session_scope(a.node.sessions) as s:
+        s.execute(delete(WitnessProgress))
+    assert fed.witness()["a"] == {b.id: "cosigned"}
+    assert held(b, a).size == a.node.ledger.head().size
+    # The raw protocol: old 0 against a held size answers that size.
+    resp = post(b, encode_add_checkpoint(0, [], a.node.ledger.head().checkpoint))
+    assert resp.status_code == 409
+    assert resp.headers["content-type"].startswith("text/x.tlog.size")
+    assert resp.text == f"{held(b, a).size}\n"
+
+
+def test_a_forked_checkpoint_is_refused_kept_as_evidence_and_raised(
+        fed: LocalFederation) -> None:
+    a, b, _ = pair(fed)
+    fed.witness()
+    cosigned = held(b, a)
+    fake = forge(a, cosigned.size, b"\x42" * 32)
+    resp = post(b, encode_add_checkpoint(cosigned.size, [], fake))
+    assert resp.status_code == 422
+    assert resp.json()["type"].endswith("inconsistent-checkpoint")
+    [alarm] = alarms(b)
+    assert alarm["kind"] == "fork"
+    assert alarm["peer"] == a.id
+    # Both signed checkpoints are kept verbatim: anyone with a's key can check them.
+    assert alarm["evidence"]["held"] == cosigned.checkpoint
+    assert alarm["evidence"]["presented"] == fake.decode()
+    for note in (alarm["evidence"]["held"], alarm["evidence"]["presented"]):
+        open_note(note.encode(), [log_verifier(a.node.local.card)])
+    assert held(b, a).root == cosigned.root  # the witness did not move
+    post(b, encode_add_checkpoint(cosigned.size, [], fake))
+    assert len(alarms(b)) == 1  # the same evidence is not raised twice
+
+
+def test_a_rolled_back_log_is_caught_by_its_witness(fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    send(a, b, aid, 4)
+    fed.pump()
+    fed.witness()
+    cosigned = held(b, a)
+    assert cosigned.size > 2
+    with read_scope(a.node.sessions) as s:
+        old_root = merkle.tree_hash(2, a.node.ledger.reader(s))
+    smaller = forge(a, 2, old_root)
+    resp = post(b, encode_add_checkpoint(0, [], smaller))
+    assert resp.status_code == 422
+    assert [x["kind"] for x in alarms(b)] == ["rollback"]
+
+
+def test_a_checkpoint_that_is_not_an_extension_is_caught(fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    fed.witness()
+    cosigned = held(b, a)
+    send(a, b, aid, 3)
+    fed.pump()
+    # A proof made for the true tree does not fit the fake root.
+    with read_scope(a.node.sessions) as s:
+        while a.node.ledger.integrate():
+            pass
+        size = a.node.ledger.head().size
+        proof = merkle.consistency_proof(cosigned.size, size, a.node.ledger.reader(s))
+    fake = forge(a, size, b"\x17" * 32)
+    resp = post(b, encode_add_checkpoint(cosigned.size, proof, fake))
+    assert resp.status_code == 422
+    assert [x["kind"] for x in alarms(b)] == ["inconsistent"]
+    assert held(b, a).size == cosigned.size
+
+
+@pytest.mark.parametrize("case", ["unknown-origin", "wrong-key", "malformed", "old-too-big",
+                                  "proof-from-zero", "bad-base64", "empty-root"])
+def test_bad_requests_get_their_own_status_and_change_nothing(fed: LocalFederation,
+                                                              case: str) -> None:
+    a, b, _ = pair(fed)
+    fed.witness()
+    before = held(b, a)
+    head = a.node.ledger.head()
+    expected = {"unknown-origin": (404, "unknown-log"),
+                "wrong-key": (403, "bad-checkpoint-signature"),
+                "malformed": (400, "bad-add-checkpoint"),
+                "old-too-big": (400, "bad-add-checkpoint"),
+                "proof-from-zero": (422, "bad-consistency-proof"),
+                "bad-base64": (400, "bad-add-checkpoint"),
+                "empty-root": (422, "inconsistent-checkpoint")}[case]
+    if case == "unknown-origin":
+        stranger = fed.add("stranger")
+        body = encode_add_checkpoint(0, [], stranger.node.ledger.head().checkpoint)
+    elif case == "wrong-key":
+        body = encode_add_checkpoint(head.size, [], forge(a, head.size, head.root,
+                                                          key=SigningKey.generate()))
+    elif case == "malformed":
+        body = b"old 1\nno blank line"
+    elif case == "old-too-big":
+        body = encode_add_checkpoint(head.size + 1, [], head.checkpoint)
+    elif case == "proof-from-zero":
+        with session_scope(b.node.sessions) as s:
+            s.execute(delete(WitnessedLog))
+        body = encode_add_checkpoint(0, [b"\x00" * 32], head.checkpoint)
+    elif case == "bad-base64":
+        body = b"old 0\n!!!!\n\n" + head.checkpoint
+    else:
+        body = encode_add_checkpoint(0, [], forge(a, 0, b"\x01" * 32))
+    resp = post(b, body)
+    assert (resp.status_code, resp.json()["type"].rsplit(":", 1)[-1]) == expected
+    with read_scope(b.node.sessions) as s:
+        assert s.scalars(select(LedgerAlarm)).all() == []
+    if case != "proof-from-zero":
+        assert held(b, a).checkpoint == before.checkpoint
