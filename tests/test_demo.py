@@ -23,6 +23,15 @@ def test_demo_check_runs_every_step() -> None:
     assert report["agreements_in_force"] == 2
     assert report["messages_delivered"] == 15
     assert report["refused_at_border"] == ["no-agreement", "out-of-scope"]
+    ledger = report["ledger"]
+    assert all(n > 15 for n in ledger["entries"].values())
+    assert ledger["cosigned_by_all_partners"] is True
+    assert ledger["verified"] == {"fr-moj": True, "ke-poc": True, "cn-cert": True}
+    receipt = ledger["receipt_verified_offline"]
+    assert len(receipt["cosigned_by"]) == 2
+    assert receipt["receiver"] not in receipt["cosigned_by"]
+    assert ledger["forged_checkpoint_detected"] == {"witness": "ke-poc", "alarm": "fork",
+                                                    "status": 422}
 
 
 def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> None:

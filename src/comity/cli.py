@@ -38,6 +38,7 @@ from comity.demo import demo
 from comity.federation.cli import app as message_app
 from comity.identity.errors import IdentityError
 from comity.identity.schemas import NodeKind
+from comity.ledger.cli import app as log_app
 from comity.node import Node
 from comity.problems import Problem
 
@@ -208,6 +209,7 @@ def db_upgrade(data_dir: DataDir) -> None:
 
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(message_app, name="message")
+app.add_typer(log_app, name="log")
 app.command("demo")(demo)
 
 

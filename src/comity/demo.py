@@ -3,7 +3,10 @@
 Three participants of different kinds and jurisdictions each get a data
 directory, a SQLite database and a server process on loopback. The scenario
 exchanges their cards, signs one bilateral and one trilateral agreement over
-the federation, and exchanges signed messages, checking every step.
+the federation, and exchanges signed messages, checking every step. Then the
+ledger: every node's checkpoint cosigned by its partners, each log verified,
+one receipt proven to a third party offline, and one forged checkpoint caught
+by the witness it was shown to.
 
 ``comity demo --dir DIR`` leaves the federation running (and on a second run
 restarts the same nodes); ``comity demo --check`` runs the scenario in a
@@ -17,6 +20,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +31,15 @@ from typing import Annotated, Any
 
 import typer
 
-from comity.localnet import LocalNode, StepFailed, agree, free_port, introduce, wait_for
+from comity.localnet import (
+    LocalNode,
+    StepFailed,
+    agree,
+    comity_command,
+    free_port,
+    introduce,
+    wait_for,
+)
 
 __all__ = ["Federation", "demo"]
 
@@ -157,6 +169,92 @@ def run_scenario(fed: Federation, report: dict[str, Any],
         if resp.status_code != 403 or not resp.json()["type"].endswith(expected):
             raise StepFailed(f"refused: {expected}", f"got HTTP {resp.status_code} {resp.text}")
     report["refused_at_border"] = [r[-1] for r in refusals]
+    progress("witnessing the logs, proving a receipt offline, catching a forged checkpoint")
+    report["ledger"] = ledger_scenario(fed, receipt_of=sent[0])
+
+
+def _partners(fed: Federation) -> dict[str, set[str]]:
+    """Who witnesses whom: every pair of nodes sharing an agreement in force."""
+    fr, ke, cn = fed.nodes
+    pairs = [(fr, ke), (ke, cn), (cn, fr)]
+    out: dict[str, set[str]] = {n.node_id: set() for n in fed.nodes}
+    for x, y in pairs:
+        out[x.node_id].add(y.node_id)
+        out[y.node_id].add(x.node_id)
+    return out
+
+
+def _all_cosigned(fed: Federation, partners: dict[str, set[str]]) -> bool:
+    for node in fed.nodes:
+        status = node.api("GET", "/api/ledger")
+        cosigned = status["cosigned_by"]
+        if status["size"] == 0 or set(cosigned) != partners[node.node_id] or any(
+                size != status["size"] for size in cosigned.values()):
+            return False
+    return True
+
+
+def _run_cli(*args: str) -> dict[str, Any]:
+    done = subprocess.run(comity_command(*args), capture_output=True,  # noqa: S603
+                          check=False)
+    if done.returncode != 0:
+        raise StepFailed(f"comity {' '.join(args[:2])}",
+                         done.stderr.decode(errors="replace")[-2000:])
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def ledger_scenario(fed: Federation, *, receipt_of: tuple[LocalNode, str]) -> dict[str, Any]:
+    """Cosigned checkpoints everywhere, one receipt proven offline, one forgery caught."""
+    from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
+    from comity.ledger.witness import encode_add_checkpoint
+
+    partners = _partners(fed)
+    wait_for("every checkpoint cosigned by the node's partners",
+             partial(_all_cosigned, fed, partners), timeout=120)
+    statuses = {n.key: n.api("GET", "/api/ledger") for n in fed.nodes}
+    verified = {n.key: _run_cli("log", "verify", "--data-dir", str(n.data_dir), "--json")["ok"]
+                for n in fed.nodes}
+    # The sender proves, from the receiver's public log, that the receiver
+    # logged our message; a third party checks the file with nothing else.
+    sender, message_id = receipt_of
+    proof_file = fed.root / "receipt.tlog-proof"
+    done = subprocess.run(comity_command(  # noqa: S603
+        "log", "prove-receipt", message_id, "--data-dir", str(sender.data_dir),
+        "--out", str(proof_file)), capture_output=True, check=False)
+    if done.returncode != 0:
+        raise StepFailed("prove a receipt", done.stderr.decode(errors="replace")[-2000:])
+    offline = _run_cli("log", "verify-receipt", str(proof_file), "--json")
+    # A log that lies: FR signs a second checkpoint of the size KE cosigned,
+    # with another root. KE refuses it and keeps both as evidence.
+    fr, ke, _ = fed.nodes
+    node = fr.open_node()
+    try:
+        head = node.ledger.head()
+        signer = NoteSigner(node.ledger.origin, node.local.signing_key.to_cryptography())
+        forged = sign_note(Checkpoint(node.ledger.origin, head.size, b"\x00" * 32).to_text(),
+                           [signer])
+    finally:
+        node.close()
+    held = statuses["ke-poc"]["witnessing"][fr.node_id]["size"]
+    if held != head.size:
+        raise StepFailed("forged checkpoint", f"KE holds size {held}, FR is at {head.size}")
+    resp = ke.client.post(f"{ke.url}/log/add-checkpoint",
+                          content=encode_add_checkpoint(head.size, [], forged))
+    alarms = ke.api("GET", "/api/ledger/alarms")
+    if resp.status_code != 422 or not any(
+            a["kind"] == "fork" and a["peer"] == fr.node_id for a in alarms):
+        raise StepFailed("forged checkpoint", f"KE answered {resp.status_code}, alarms {alarms}")
+    return {
+        "entries": {k: v["size"] for k, v in statuses.items()},
+        "cosigned_by_all_partners": True,
+        "verified": verified,
+        "receipt_verified_offline": {
+            "message": offline["message_id"], "receiver": offline["log_node"],
+            "entry": offline["index"], "cosigned_by": sorted(offline["cosigned_by"])},
+        "forged_checkpoint_detected": {"witness": ke.key, "alarm": "fork",
+                                       "status": resp.status_code},
+    }
 
 
 @contextlib.contextmanager

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from comity.ledger.storage import TILE, TileStore, block_data, decode_bundle, encode_bundle
 
-__all__ = ["TilePathError", "TileRef", "entry_bundle", "hash_tile", "parse_tile_path"]
+__all__ = [
+    "TilePathError",
+    "TileRef",
+    "entry_bundle",
+    "hash_tile",
+    "parse_tile_path",
+    "tile_path",
+]
 
 _GROUP = re.compile(r"\Ax\d{3}\Z")
 _LAST = re.compile(r"\A\d{3}\Z")
@@ -60,6 +67,15 @@ def parse_tile_path(path: str) -> TileRef:
     if not _LEVEL.match(head) or int(head) > 7:
         raise TilePathError("tile level must be 0 to 7")
     return TileRef(int(head), index, width)
+
+
+def tile_path(index: int, width: int = TILE) -> str:
+    """The ``N[.p/W]`` part of a tile path: ``1234067`` is ``x001/x234/067``."""
+    digits = f"{index:03d}"
+    digits = "0" * (-len(digits) % 3) + digits
+    groups = [digits[i:i + 3] for i in range(0, len(digits), 3)]
+    path = "/".join([f"x{g}" for g in groups[:-1]] + groups[-1:])
+    return path if width == TILE else f"{path}.p/{width}"
 
 
 def hash_tile(reader: TileStore, size: int, level: int, index: int, width: int) -> bytes | None:
