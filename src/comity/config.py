@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=300.0, gt=0)
     delivery_timeout_seconds: float = Field(default=30.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Log tiles kept in memory for proofs: a full tile with its internal
+    # levels is 16 KiB, so the default holds at most 256 MiB (4M entries).
+    ledger_cache_tiles: int = Field(default=16_384, ge=16)
     instance_id: str = Field(
         default="",
         max_length=64,

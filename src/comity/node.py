@@ -67,7 +67,7 @@ class Node:
         sessions = sessionmaker_for(engine)
         track_generations(sessions)
         identity = IdentityHolder(settings.data_dir)
-        ledger = Ledger(sessions, identity, clock)
+        ledger = Ledger(sessions, identity, clock, cache_tiles=settings.ledger_cache_tiles)
         event.listen(sessions, "before_commit", ledger.record_deferred)
         event.listen(sessions, "after_commit", ledger.notify_committed)
         federation = Federation(settings, identity, sessions, default_message_types(), clock,

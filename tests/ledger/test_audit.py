@@ -102,3 +102,18 @@ def test_an_audit_of_a_rewritten_log_raises_an_alarm(fed: LocalFederation) -> No
     with read_scope(a.node.sessions) as s:
         kinds = s.scalars(select(LedgerAlarm.kind)).all()
     assert kinds == ["audit"]
+
+
+def test_the_sender_falls_back_to_the_checkpoint_it_cosigned(fed: LocalFederation) -> None:
+    a, b, ids = exchange(fed)
+    fed.witness()
+    cosigned_size = b.node.ledger.head().size
+    # b's log moves on and its newest checkpoint is not witnessed yet.
+    with session_scope(b.node.sessions) as s:
+        b.node.ledger.assign_many(s, [bytes([i]) * 32 for i in range(5)])
+    while b.node.ledger.integrate():
+        pass
+    assert b.node.ledger.head().size > cosigned_size
+    proof = verify_entry_proof(prove_receipt(a.node, fed.http, ids[2]), require_receipt=True)
+    assert proof.tree_size == cosigned_size
+    assert set(proof.cosigned_by) == {a.id}

@@ -35,6 +35,7 @@ from comity.hazmat import merkle
 from comity.hazmat.note import (
     Checkpoint,
     NoteError,
+    add_signature_lines,
     cosignatures,
     open_note,
     parse_checkpoint,
@@ -205,15 +206,25 @@ def prove_receipt(node: Node, client: httpx.Client, message_id: str) -> bytes:
         msg = parse_message(orjson.loads(row.envelope), max_bytes=1 << 30)
     index = row.receiver_log_index
     base = peer.url.rstrip("/") + "/log"
-    note = _get(client, f"{base}/checkpoint")
-    checkpoint = _open_checkpoint(note, chain)
-    if checkpoint.size <= index:
-        raise AuditError(f"the receiver's log has {checkpoint.size} entries; entry {index} "
-                         "is not integrated yet")
     witness_chains = [node.local.chain, *others.values()]
     cosigners = [witness_verifier(c[-1]) for c in witness_chains if c]
-    if not cosignatures(note, cosigners):
-        raise AuditError("the receiver's latest checkpoint is not cosigned yet; try later")
+    note = _get(client, f"{base}/checkpoint")
+    checkpoint = _open_checkpoint(note, chain)
+    if checkpoint.size <= index or not cosignatures(note, cosigners):
+        # The receiver's newest checkpoint may not be witnessed yet: use the
+        # newest one covering the entry that we cosigned ourselves.
+        with read_scope(node.sessions) as session:
+            ours = session.scalar(select(PeerCheckpoint).where(
+                PeerCheckpoint.peer_id == row.peer_id, PeerCheckpoint.size > index)
+                .order_by(PeerCheckpoint.size.desc()).limit(1))
+            if ours is None:
+                if checkpoint.size <= index:
+                    raise AuditError(f"the receiver's log has {checkpoint.size} entries; "
+                                     f"entry {index} is not integrated yet")
+                raise AuditError("the receiver's checkpoint covering the entry is not "
+                                 "cosigned yet; try later")
+            note = add_signature_lines(ours.checkpoint.encode(), [ours.cosignature])
+        checkpoint = _open_checkpoint(note, chain)
     remote = fetch_log(client, base, checkpoint.size, entries=False)
     if remote.problems:
         raise AuditError("the receiver's tiles are inconsistent: " + "; ".join(remote.problems))

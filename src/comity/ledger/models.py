@@ -132,6 +132,7 @@ class PeerCheckpoint(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     checkpoint: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    cosignature: Mapped[str] = mapped_column(Text)  # our signature line for it
 
 
 class LedgerAlarm(Base):

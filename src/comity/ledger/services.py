@@ -83,12 +83,12 @@ class Ledger:
     """One node's log."""
 
     def __init__(self, sessions: sessionmaker[Session], identity: IdentityHolder,
-                 clock: Clock, *, batch_size: int = 10_000) -> None:
+                 clock: Clock, *, batch_size: int = 10_000, cache_tiles: int = 16_384) -> None:
         self.sessions = sessions
         self.identity = identity
         self.clock = clock
         self.batch_size = batch_size
-        self.cache = TileCache()
+        self.cache = TileCache(cache_tiles)
         self._listeners: list[Callable[[], None]] = []
         self._integrated: list[Callable[[], None]] = []
         self._integrate_lock = threading.Lock()

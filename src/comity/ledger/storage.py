@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from comity.hazmat import merkle
@@ -109,6 +109,18 @@ class TileCache:
                 self._tiles.move_to_end(key)
             return data
 
+    def get_many(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The cached ones of ``keys`` (one lock round for all)."""
+        out = {}
+        with self._lock:
+            tiles = self._tiles
+            for key in keys:
+                data = tiles.get(key)
+                if data is not None:
+                    tiles.move_to_end(key)
+                    out[key] = data
+        return out
+
     def put(self, key: tuple[int, int], data: bytes) -> None:
         with self._lock:
             old = self._tiles.get(key)
@@ -139,19 +151,18 @@ class TileStore:
 
     def tiles(self, needs: dict[tuple[int, int], int]) -> dict[tuple[int, int], bytes]:
         """Stored tiles, each at least ``needs[key]`` wide if stored so far."""
-        found: dict[tuple[int, int], bytes] = {}
-        missing = []
-        for key, width in needs.items():
-            data = self.overlay.get(key) or self.cache.get(key)
-            if data is None or tile_width(data) < width:
-                missing.append(key)
-            else:
-                found[key] = data
-        if missing:
-            for level, index, data in self.session.execute(
-                    select(LogTile.level, LogTile.idx, LogTile.data)
-                    .where(tuple_(LogTile.level, LogTile.idx).in_(missing))):
-                key = (int(level), int(index))
+        found = self.cache.get_many(needs)
+        if self.overlay:
+            found.update((k, self.overlay[k]) for k in needs if k in self.overlay)
+        missing = [key for key, width in needs.items()
+                   if key not in found or _WIDTH_OF_LENGTH.get(len(found[key]), 0) < width]
+        # One query per tile level, ``level = ? AND idx IN (...)``: a row-value
+        # IN over both key columns makes SQLite scan the whole table.
+        for level, indexes in _by_level(missing).items():
+            for index, data in self.session.execute(
+                    select(LogTile.idx, LogTile.data)
+                    .where(LogTile.level == level, LogTile.idx.in_(indexes))):
+                key = (level, int(index))
                 found[key] = bytes(data)
                 self.cache.put(key, found[key])
         return found
@@ -170,17 +181,32 @@ class TileStore:
                 needs[key] = width
             where.append((key, k, pos))
         tiles = self.tiles(needs)
-        layouts = {key: _LAYOUT_OF_LENGTH.get(len(data)) for key, data in tiles.items()}
         out = []
         for key, k, pos in where:
-            layout = layouts.get(key)
+            data = tiles.get(key, b"")
+            layout = _LAYOUT_OF_LENGTH.get(len(data))
             if layout is None:
                 raise LedgerStorageError(f"tile {key[0]}/{key[1]} is missing or damaged")
             start = layout[k] + pos * HASH_SIZE
             if start + HASH_SIZE > layout[k + 1]:
                 raise LedgerStorageError(f"tile {key[0]}/{key[1]} is too narrow")
-            out.append(tiles[key][start:start + HASH_SIZE])
+            out.append(data[start:start + HASH_SIZE])
         return out
+
+    def prefetch(self, indexes: Iterable[int], size: int) -> None:
+        """Load every tile the inclusion proofs of ``indexes`` will read, in few queries.
+
+        For proving many entries at once (an audit, a case file's receipts):
+        one query per tile level instead of one per proof.
+        """
+        needs: dict[tuple[int, int], int] = {}
+        for index in indexes:
+            level, n, count = 0, index, size
+            while count > 1:
+                key = (level, n // TILE)
+                needs[key] = max(needs.get(key, 0), min(TILE, count - key[1] * TILE))
+                level, n, count = level + 1, n // TILE, count // TILE
+        self.tiles(needs)
 
     def c2sp_tile(self, level: int, index: int, width: int) -> bytes | None:
         """The C2SP hash tile of ``width`` hashes, or None if not stored that wide."""
@@ -242,11 +268,20 @@ class TileBuilder:
             self._add(level + 1, position // TILE, tile_root(stored))
 
 
+def _by_level(keys: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for level, index in keys:
+        out.setdefault(level, []).append(index)
+    return out
+
+
 def write_tiles(session: Session, tiles: dict[tuple[int, int], bytes]) -> None:
     """Write (or rewrite) stored tiles."""
     if not tiles:
         return
-    session.execute(delete(LogTile).where(tuple_(LogTile.level, LogTile.idx).in_(list(tiles))))
+    for level, indexes in _by_level(tiles).items():
+        session.execute(delete(LogTile).where(LogTile.level == level,
+                                              LogTile.idx.in_(indexes)))
     session.execute(insert(LogTile), [{"level": lv, "idx": n, "data": data}
                                       for (lv, n), data in tiles.items()])
 

@@ -310,16 +310,17 @@ class Witness:
         else:
             held.size, held.root, held.checkpoint = cp.size, cp.root_hash, req.note.decode()
             held.updated_at = now
-        if session.get(PeerCheckpoint, (peer_id, cp.size)) is None:
-            session.add(PeerCheckpoint(peer_id=peer_id, size=cp.size, root=cp.root_hash,
-                                       checkpoint=req.note.decode(), seen_at=now))
         if held.recorded_at is None or now - held.recorded_at >= self.record_interval:
             self.ledger.record(session, [Opening("PEER-CHECKPOINT", {
                 "peer": peer_id, "origin": cp.origin, "size": cp.size,
                 "root": base64.b64encode(cp.root_hash).decode()}, new_salt())])
             held.recorded_at = now
-        session.flush()
         line = self.signer().cosign(text, int(now.timestamp()))
+        if session.get(PeerCheckpoint, (peer_id, cp.size)) is None:
+            session.add(PeerCheckpoint(peer_id=peer_id, size=cp.size, root=cp.root_hash,
+                                       checkpoint=req.note.decode(), seen_at=now,
+                                       cosignature=line))
+        session.flush()
         return WitnessAnswer(200, line.encode(), "text/plain; charset=utf-8")
 
 

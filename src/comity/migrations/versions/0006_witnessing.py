@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("root", sa.LargeBinary(length=32), nullable=False),
         sa.Column("checkpoint", sa.Text(), nullable=False),
         _ts("seen_at"),
+        sa.Column("cosignature", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("peer_id", "size", name=op.f("pk_peer_checkpoints")),
     )
     op.create_table(
