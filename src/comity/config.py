@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # Log tiles kept in memory for proofs: a full tile with its internal
     # levels is 16 KiB, so the default holds at most 256 MiB (4M entries).
     ledger_cache_tiles: int = Field(default=16_384, ge=16)
+    ledger_linger_seconds: float = Field(
+        default=0.25, ge=0, le=5,
+        description="How long the sequencer waits after a wake-up to integrate in bulk.",
+    )
+    witness_interval_seconds: float = Field(
+        default=1.0, ge=0, le=600,
+        description="Shortest time between two rounds of asking partners to cosign.",
+    )
     instance_id: str = Field(
         default="",
         max_length=64,

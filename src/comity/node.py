@@ -98,7 +98,8 @@ class Node:
 
     def sequencer(self, poll_seconds: float = 1.0) -> Sequencer:
         """The ledger's sequencer for this process (not started)."""
-        return Sequencer(self.ledger, poll_seconds=poll_seconds)
+        return Sequencer(self.ledger, poll_seconds=poll_seconds,
+                         linger_seconds=self.settings.ledger_linger_seconds)
 
     def witness(self) -> Witness:
         """This node as a witness of its partners' logs."""
@@ -111,6 +112,7 @@ class Node:
     def publishing_service(self, poll_seconds: float = 30.0) -> PublishingService:
         """The thread that has new checkpoints cosigned (not started)."""
         return PublishingService(self.publisher(), poll_seconds=poll_seconds,
+                                 min_interval=self.settings.witness_interval_seconds,
                                  timeout=self.settings.delivery_timeout_seconds)
 
     def close(self) -> None:

@@ -254,3 +254,27 @@ def test_the_tile_migration_rebuilds_tiles_from_the_entry_bundles(tmp_path: Path
             assert reader.c2sp_tile(1, 0, 1) == mth(data[:256])
     finally:
         engine.dispose()
+
+
+def test_a_sequencer_that_loses_the_race_writes_nothing(fed: LocalFederation,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    a = fed.add("a")
+    ledger = a.node.ledger
+    append(a, entries(10))
+    other = ledger_services.Ledger(a.node.sessions, a.node.identity, a.node.clock)
+    real = ledger_services.Ledger._prepare
+
+    def prepare_then_lose(self: ledger_services.Ledger, *args: object) -> object:
+        work = real(self, *args)  # type: ignore[arg-type]
+        if self is ledger:
+            assert other.integrate() == 10  # another process's sequencer wins meanwhile
+        return work
+
+    monkeypatch.setattr(ledger_services.Ledger, "_prepare", prepare_then_lose)
+    assert ledger.integrate() == 0
+    head = ledger.head()
+    assert (head.size, head.root) == (10, mth(entries(10)))
+    monkeypatch.undo()
+    append(a, entries(5, 10))
+    assert ledger.integrate() == 5
+    assert ledger.head().root == mth(entries(15))

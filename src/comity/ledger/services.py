@@ -44,9 +44,11 @@ from comity.ledger.models import (
     LogState,
 )
 from comity.ledger.storage import (
+    TILE,
     TileBuilder,
     TileCache,
     TileStore,
+    block_data,
     encode_entry,
     write_bundles,
     write_tiles,
@@ -70,6 +72,19 @@ def record_at_commit(session: Session, opening: Opening) -> None:
 
 class LedgerError(RuntimeError):
     """The log cannot move forward safely (a bug or damaged storage): stop and alarm."""
+
+
+@dataclass(frozen=True)
+class _Integration:
+    """An integration computed and signed, waiting to be written."""
+
+    old_size: int
+    new_size: int
+    new_root: bytes
+    tiles: dict[tuple[int, int], bytes]
+    entries: list[bytes]
+    tail: bytes  # the partial entry bundle the new entries continue
+    checkpoint: str
 
 
 @dataclass(frozen=True)
@@ -199,28 +214,36 @@ class Ledger:
     def integrate(self) -> int:
         """Move pending entries into the tree; returns how many were integrated.
 
+        The work (tiles, root, consistency check, signature) is done in a
+        read transaction, so writers elsewhere in the node are not held up by
+        it; the result is then written in a short write transaction that first
+        moves the checkpoint by compare-and-swap on the old size. If another
+        sequencer got there first, nothing is written and 0 is returned.
+
         Raises:
             LedgerError: if the new tree would not be consistent with the last
-                checkpoint, or the checkpoint moved under us.
+                checkpoint (nothing is signed then).
         """
-        with self._integrate_lock, session_scope(self.sessions) as session:
-            state = session.scalar(select(LogState).where(LogState.id == _STATE_ID)
-                                   .with_for_update())
-            if state is None:
-                raise LedgerError("the log has not been created")
-            pending = [(int(i), bytes(d)) for i, d in session.execute(
-                select(LogPending.idx, LogPending.data).where(LogPending.idx >= state.size)
-                .order_by(LogPending.idx).limit(self.batch_size))]
-            if not pending:
-                return 0
-            moved = self._integrate(session, state, pending)
-        for listener in self._integrated:
-            listener()
+        with self._integrate_lock:
+            with read_scope(self.sessions) as session:
+                state = session.get(LogState, _STATE_ID)
+                if state is None:
+                    raise LedgerError("the log has not been created")
+                pending = [(int(i), bytes(d)) for i, d in session.execute(
+                    select(LogPending.idx, LogPending.data).where(LogPending.idx >= state.size)
+                    .order_by(LogPending.idx).limit(self.batch_size))]
+                if not pending:
+                    return 0
+                work = self._prepare(session, state.size, state.root, pending)
+            with session_scope(self.sessions) as session:
+                moved = self._commit(session, work)
+        if moved:
+            for listener in self._integrated:
+                listener()
         return moved
 
-    def _integrate(self, session: Session, state: LogState,
-                   pending: list[tuple[int, bytes]]) -> int:
-        old_size, old_root = state.size, state.root
+    def _prepare(self, session: Session, old_size: int, old_root: bytes,
+                 pending: list[tuple[int, bytes]]) -> _Integration:
         if [i for i, _ in pending] != list(range(old_size, old_size + len(pending))):
             raise LedgerError(f"pending entries do not continue the log at {old_size}")
         reader = TileStore(session, self.cache, overlay={})
@@ -234,20 +257,26 @@ class Ledger:
                 merkle.verify_consistency(old_size, new_size, old_root, new_root, proof)
             except merkle.ProofError as e:
                 raise LedgerError(f"new tree is not consistent with checkpoint {old_size}") from e
-        write_tiles(session, builder.changed)
-        write_bundles(session, old_size, [encode_entry(d) for _, d in pending])
+        tail = block_data(session, old_size // TILE) if old_size % TILE else b""
+        return _Integration(old_size, new_size, new_root, builder.changed,
+                            [encode_entry(d) for _, d in pending], tail,
+                            self._sign(new_size, new_root).decode())
+
+    def _commit(self, session: Session, work: _Integration) -> int:
         now = self.clock.now()
-        checkpoint = self._sign(new_size, new_root).decode()
         moved = cast(CursorResult[Any], session.execute(update(LogState).where(
-            LogState.id == _STATE_ID, LogState.size == old_size).values(
-            size=new_size, root=new_root, updated_at=now, checkpoint=checkpoint)))
+            LogState.id == _STATE_ID, LogState.size == work.old_size).values(
+            size=work.new_size, root=work.new_root, updated_at=now,
+            checkpoint=work.checkpoint)))
         if moved.rowcount != 1:
-            raise LedgerError("the checkpoint moved during integration")
+            return 0  # another sequencer integrated these entries first
+        write_tiles(session, work.tiles)
+        write_bundles(session, work.old_size, work.entries, work.tail)
         session.execute(insert(LogCheckpoint).values(
-            size=new_size, root=new_root, checkpoint=checkpoint, signed_at=now))
-        session.execute(delete(LogPending).where(LogPending.idx < new_size),
+            size=work.new_size, root=work.new_root, checkpoint=work.checkpoint, signed_at=now))
+        session.execute(delete(LogPending).where(LogPending.idx < work.new_size),
                         execution_options={"synchronize_session": False})
-        return len(pending)
+        return work.new_size - work.old_size
 
     def cosigned_checkpoint(self, session: Session, size: int | None = None) -> bytes:
         """Our checkpoint of ``size`` (the latest if None) with the cosignatures it got.

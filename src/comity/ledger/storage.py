@@ -286,10 +286,14 @@ def write_tiles(session: Session, tiles: dict[tuple[int, int], bytes]) -> None:
                                       for (lv, n), data in tiles.items()])
 
 
-def write_bundles(session: Session, start: int, entries: list[bytes]) -> None:
-    """Append encoded entries at index ``start``, rewriting the partial bundle there."""
+def write_bundles(session: Session, start: int, entries: list[bytes], tail: bytes) -> None:
+    """Append encoded entries at index ``start``, rewriting the partial bundle there.
+
+    ``tail`` is that partial bundle as it is stored (empty if ``start`` opens
+    a new bundle).
+    """
     first = start // TILE
-    current = bytearray(block_data(session, first) if start % TILE else b"")
+    current = bytearray(tail)
     blocks: list[bytes] = []
     pos = start
     for item in entries:

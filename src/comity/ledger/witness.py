@@ -421,8 +421,12 @@ class PublishingService:
     """A thread that has each new checkpoint cosigned, and retries now and then."""
 
     def __init__(self, publisher: Publisher, *, timeout: float, poll_seconds: float = 30.0,
+                 min_interval: float = 1.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.publisher = publisher
+        # One round per interval at most: each round costs every partner a
+        # signature check and a write, so a busy log is cosigned in batches.
+        self.min_interval = min_interval
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self.transport = transport
@@ -449,4 +453,6 @@ class PublishingService:
                     self.publisher.publish(client)
                 except Exception:  # keep the thread alive; the next round retries
                     log.exception("publishing the checkpoint to witnesses failed")
-                self._wake.wait(self.poll_seconds)
+                if self._stop.wait(self.min_interval):
+                    return
+                self._wake.wait(max(0.0, self.poll_seconds - self.min_interval))
