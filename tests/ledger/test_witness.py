@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from comity.db import read_scope, session_scope
 from comity.hazmat import merkle
@@ -123,17 +123,46 @@ def test_a_forked_checkpoint_is_refused_kept_as_evidence_and_raised(
 
 def test_a_rolled_back_log_is_caught_by_its_witness(fed: LocalFederation) -> None:
     a, b, aid = pair(fed)
+    fed.witness()
+    first = held(b, a)
     send(a, b, aid, 4)
     fed.pump()
     fed.witness()
-    cosigned = held(b, a)
-    assert cosigned.size > 2
-    with read_scope(a.node.sessions) as s:
-        old_root = merkle.tree_hash(2, a.node.ledger.reader(s))
-    smaller = forge(a, 2, old_root)
-    resp = post(b, encode_add_checkpoint(0, [], smaller))
+    assert held(b, a).size > first.size
+    # a lost its newest entries and rewrote history from an older size: its
+    # new checkpoint at a size b cosigned before has another root.
+    rewritten = forge(a, first.size, b"\x33" * 32)
+    resp = post(b, encode_add_checkpoint(0, [], rewritten))
     assert resp.status_code == 422
-    assert [x["kind"] for x in alarms(b)] == ["rollback"]
+    [alarm] = alarms(b)
+    assert alarm["kind"] == "fork"
+    assert alarm["evidence"]["held"] == first.checkpoint
+
+
+def test_a_replayed_old_checkpoint_is_stale_not_evidence(fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    fed.witness()
+    old = held(b, a)
+    send(a, b, aid, 2)
+    fed.pump()
+    fed.witness()
+    # Anyone can replay a's genuine older checkpoint: a 409, no alarm.
+    resp = post(b, encode_add_checkpoint(0, [], old.checkpoint.encode()))
+    assert resp.status_code == 409
+    assert resp.text == f"{held(b, a).size}\n"
+    assert alarms(b) == []
+
+
+def test_a_log_behind_its_witness_raises_its_own_alarm(fed: LocalFederation) -> None:
+    a, b, aid = pair(fed)
+    send(a, b, aid, 3)
+    fed.pump()
+    fed.witness()
+    # a's database is restored from an old backup: b has cosigned more than a has.
+    with session_scope(a.node.sessions) as s:
+        s.execute(update(WitnessProgress).values(size=held(b, a).size + 100))
+    assert fed.witness()["a"] == {b.id: "witness-ahead"}
+    assert [x["kind"] for x in alarms(a)] == ["witness-ahead"]
 
 
 def test_a_checkpoint_that_is_not_an_extension_is_caught(fed: LocalFederation) -> None:

@@ -6,8 +6,13 @@ checkpoint. We keep one latest checkpoint per partner log and move it only
 forward along a verified consistency proof, compare-and-swap inside one
 transaction, and only then cosign (cosignature/v1, with this node's witness
 name). A validly signed checkpoint that contradicts one we hold (same size and
-another root, a smaller size, or a failing consistency proof) is kept as
-evidence, both notes verbatim, and raised as an alarm; it is never cosigned.
+another root than one we cosigned before, or a failing consistency proof) is
+kept as evidence, both notes verbatim, and raised as an alarm; it is never
+cosigned. An older checkpoint is not evidence (anyone may replay one): it is
+answered 409 like any stale request. A log that was rolled back is caught
+when it shows another root for a size we hold, when it grows past our view
+without a valid consistency proof, and on its own side when a witness
+answers with a size larger than the log (``witness-ahead``).
 Every accepted checkpoint is kept (``peer_checkpoints``) for ``comity log
 audit``, and now and then a PEER-CHECKPOINT entry goes into our own log, so
 what we saw of a partner is itself committed and cosigned.
@@ -170,10 +175,6 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpoint:
     return AddCheckpoint(int(first[4:]), proof, note)
 
 
-def _note_text(note: bytes) -> str:
-    return note.decode("utf-8").rsplit("\n\n", 1)[0] + "\n"
-
-
 def raise_alarm(session: Session, *, peer_id: str | None, kind: str, detail: str,
                 evidence: dict[str, Any], now: dt.datetime) -> None:
     """Record an alarm, once: the same detail for the same peer is not repeated."""
@@ -284,8 +285,16 @@ class Witness:
                                      f"different roots ({held.root.hex()[:16]}…, "
                                      f"{cp.root_hash.hex()[:16]}…)", evidence)
             if cp.size < held.size:
-                raise _Contradiction("rollback", f"checkpoint of size {cp.size} after one "
-                                     f"of size {held.size} was cosigned", evidence)
+                # An older checkpoint is no evidence by itself: the log signed
+                # it once and anyone can replay it. Only another root at a
+                # size we cosigned before is.
+                seen = session.get(PeerCheckpoint, (peer_id, cp.size))
+                if seen is not None and seen.root != cp.root_hash:
+                    evidence["held"] = seen.checkpoint
+                    raise _Contradiction("fork", f"two checkpoints of size {cp.size} with "
+                                         f"different roots ({seen.root.hex()[:16]}…, "
+                                         f"{cp.root_hash.hex()[:16]}…)", evidence)
+                return WitnessAnswer(409, f"{held.size}\n".encode(), "text/x.tlog.size")
         if req.old > cp.size:
             raise BadAddCheckpointError(f"old size {req.old} is larger than the checkpoint")
         if req.old != held_size:
