@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from comity.db import read_scope, session_scope
 from comity.hazmat import merkle
 from comity.hazmat.keys import SigningKey
 from comity.hazmat.note import Checkpoint, NoteSigner, cosignatures, open_note, sign_note
-from comity.identity.services import get_peer, peer_card
+from comity.identity.schemas import NodeKind
+from comity.identity.services import get_peer, import_cards, init_node, peer_card
 from comity.ledger.keys import log_verifier, witness_verifier
 from comity.ledger.models import LedgerAlarm, PeerCheckpoint, WitnessedLog, WitnessProgress
 from comity.ledger.witness import encode_add_checkpoint
@@ -223,3 +225,18 @@ def test_bad_requests_get_their_own_status_and_change_nothing(fed: LocalFederati
         assert s.scalars(select(LedgerAlarm)).all() == []
     if case != "proof-from-zero":
         assert held(b, a).checkpoint == before.checkpoint
+
+
+def test_a_peer_claiming_anothers_origin_cannot_hide_its_checkpoints(
+        fed: LocalFederation, tmp_path: Path) -> None:
+    a, b, aid = pair(fed)
+    # An impostor's card claims a's URL, hence a's log origin, and b knows it.
+    impostor = init_node(tmp_path / "impostor", name="Impostor", kind=NodeKind.CERT,
+                         jurisdiction="FR", url="http://a.test", languages=["en"],
+                         clock=fed.clock)
+    with session_scope(b.node.sessions) as s:
+        import_cards(s, [c.doc for c in impostor.chain], local_node_id=b.id, clock=fed.clock)
+    send(a, b, aid, 2)
+    fed.pump()
+    assert fed.witness()["a"] == {b.id: "cosigned"}
+    assert held(b, a).size == a.node.ledger.head().size

@@ -229,12 +229,14 @@ class Witness:
         local = self.identity.get()
         return CosignatureSigner(witness_name(local.card), local.signing_key.to_cryptography())
 
-    def _peer_of_origin(self, origin: str) -> Peer:
+    def _peers_of_origin(self, origin: str) -> list[Peer]:
+        # Origins come from self-chosen cards: two peers may claim one, and
+        # the signature decides which of them (if any) this checkpoint is from.
         with read_scope(self.sessions) as session:
-            for peer in list_peers(session):
-                if log_origin(peer_card(peer)) == origin:
-                    return peer
-        raise UnknownLogError(f"no partner's log has the origin {origin!r}")
+            found = [p for p in list_peers(session) if log_origin(peer_card(p)) == origin]
+        if not found:
+            raise UnknownLogError(f"no partner's log has the origin {origin!r}")
+        return found
 
     def add_checkpoint(self, body: bytes) -> WitnessAnswer:
         """Handle one ``add-checkpoint`` request.
@@ -248,14 +250,21 @@ class Witness:
             origin = req.note.split(b"\n", 1)[0].decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadAddCheckpointError("the checkpoint is not UTF-8") from e
-        peer = self._peer_of_origin(origin)
+        text, peer, problem = "", None, None
+        for candidate in self._peers_of_origin(origin):
+            try:
+                text = open_note(req.note, [log_verifier(peer_card(candidate))]).text
+            except NoteError as e:
+                problem = e
+                continue
+            peer = candidate
+            break
+        if peer is None:
+            raise CheckpointSignatureError(f"checkpoint of {origin}: {problem}")
         try:
-            text = open_note(req.note, [log_verifier(peer_card(peer))]).text
             cp = parse_checkpoint(text)
         except MalformedCheckpointError as e:
             raise BadAddCheckpointError(f"not a checkpoint: {e}") from e
-        except NoteError as e:
-            raise CheckpointSignatureError(f"checkpoint of {origin}: {e}") from e
         if cp.size == 0 and cp.root_hash != merkle.EMPTY_ROOT:
             raise InconsistentCheckpointError("an empty tree has the empty root")
         now = self.clock.now()
