@@ -303,6 +303,13 @@ def _big_reader(size: int) -> LevelReader:
     return _reader_at(BIG_LEAVES, size)
 
 
+def test_every_inclusion_proof_of_small_trees_matches_the_model() -> None:
+    for size in range(1, 70):
+        reader = _big_reader(size)
+        for index in range(size):
+            assert inclusion_proof(index, size, reader) == _path(index, 0, size), (index, size)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_inclusion_proofs_match_the_model_and_resist_bit_flips(data: st.DataObject) -> None:

@@ -157,7 +157,32 @@ def inclusion_proof(index: int, size: int, reader: HashReader) -> list[bytes]:
     _check_size(size)
     if not 0 <= index < size:
         raise ValueError(f"record {index} is not in a tree of size {size}")
-    return _range_hashes(_inclusion_ranges(index, size), reader)
+    # Split from the top only while the part holding the record is not a
+    # complete subtree; inside a complete subtree of 2**k records the path is
+    # simply the sibling at each level below k, stored as it is.
+    upper: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while (hi - lo) & (hi - lo - 1):
+        mid = lo + _split(hi - lo)
+        if index < mid:
+            upper.append((mid, hi))
+            hi = mid
+        else:
+            upper.append((lo, mid))
+            lo = mid
+    siblings = [(level, (index >> level) ^ 1) for level in range((hi - lo).bit_length() - 1)]
+    upper.reverse()
+    parts = [_complete_subtrees(a, b) for a, b in upper]
+    stored = _read(reader, siblings + [node for part in parts for node in part])
+    proof = stored[:len(siblings)]
+    end = len(siblings)
+    for part in parts:
+        start, end = end, end + len(part)
+        root = stored[end - 1]
+        for left in reversed(stored[start:end - 1]):
+            root = _node(left, root)
+        proof.append(root)
+    return proof
 
 
 def consistency_proof(old_size: int, new_size: int, reader: HashReader) -> list[bytes]:
@@ -301,22 +326,6 @@ def _check_size(size: int) -> None:
 def _split(n: int) -> int:
     """The largest power of two strictly smaller than ``n`` (for ``n >= 2``)."""
     return 1 << ((n - 1).bit_length() - 1)
-
-
-def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Record ranges whose MTH form RFC 6962 ``PATH(index, D[0:size])``, in order."""
-    ranges: list[tuple[int, int]] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        mid = lo + _split(hi - lo)
-        if index < mid:
-            ranges.append((mid, hi))
-            hi = mid
-        else:
-            ranges.append((lo, mid))
-            lo = mid
-    ranges.reverse()
-    return ranges
 
 
 def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
