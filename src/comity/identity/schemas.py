@@ -106,7 +106,10 @@ class NodeCard:
         _require(isinstance(langs, list) and all(isinstance(x, str) and _LANG.match(x)
                                                  for x in langs),
                  "languages must be a list of language tags")
-        _require(isinstance(doc.get("log_origin"), str), "log_origin must be a string")
+        origin = doc.get("log_origin")
+        _require(isinstance(origin, str) and 0 < len(origin) <= 255 and "+" not in origin
+                 and not any(c.isspace() or c < " " for c in origin),
+                 "log_origin must be a note key name: no spaces, '+' or control characters")
         keys = doc.get("keys")
         _require(isinstance(keys, dict), "keys must be an object")
         assert isinstance(keys, dict)

@@ -321,6 +321,13 @@ def import_cards(
     if not new_cards:
         assert peer is not None
         return peer, 0
+    # A log origin names one node's log: a second node claiming it could get
+    # a witness to follow two logs under one name (and cosign a fork).
+    origin = pinned.doc["log_origin"]
+    for other in session.scalars(select(Peer).where(Peer.node_id != node_id)):
+        if peer_card(other).doc["log_origin"] == origin:
+            raise InvalidCardError(f"log origin {origin!r} is already the origin of peer "
+                                   f"{other.node_id}")
     if peer is None:
         peer = Peer(node_id=node_id, added_at=now)
         session.add(peer)

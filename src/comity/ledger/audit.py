@@ -206,11 +206,20 @@ def prove_receipt(node: Node, client: httpx.Client, message_id: str) -> bytes:
         msg = parse_message(orjson.loads(row.envelope), max_bytes=1 << 30)
     index = row.receiver_log_index
     base = peer.url.rstrip("/") + "/log"
-    witness_chains = [node.local.chain, *others.values()]
-    cosigners = [witness_verifier(c[-1]) for c in witness_chains if c]
+    witness_chains: list[Sequence[NodeCard]] = [node.local.chain]
+    names = {witness_verifier(node.local.card).name}
+    for other in others.values():
+        if other and witness_verifier(other[-1]).name not in names:
+            names.add(witness_verifier(other[-1]).name)
+            witness_chains.append(other)
+    cosigners = [witness_verifier(c[-1]) for c in witness_chains]
     note = _get(client, f"{base}/checkpoint")
     checkpoint = _open_checkpoint(note, chain)
-    if checkpoint.size <= index or not cosignatures(note, cosigners):
+    try:
+        cosigned = bool(cosignatures(note, cosigners))
+    except (NoteError, ValueError):
+        cosigned = False  # a bad line on the served note: use our own cosignature
+    if checkpoint.size <= index or not cosigned:
         # The receiver's newest checkpoint may not be witnessed yet: use the
         # newest one covering the entry that we cosigned ourselves.
         with read_scope(node.sessions) as session:
@@ -237,8 +246,13 @@ def prove_receipt(node: Node, client: httpx.Client, message_id: str) -> bytes:
     if remote.leaf_hashes[index] != merkle.leaf_hash(opening.commitment()):
         raise AuditError(f"entry {index} of the receiver's log is not this message's RECEIVED "
                          "entry")
-    used = [c for c in witness_chains
-            if c and cosignatures(note, [witness_verifier(c[-1])])]
+    used = []
+    for c in witness_chains:
+        try:
+            if cosignatures(note, [witness_verifier(c[-1])]):
+                used.append(c)
+        except (NoteError, ValueError):
+            continue
     return build_entry_proof(opening=opening, index=index, proof=proof, checkpoint=note,
                              log_chain=chain, witness_chains=used, receipt=receipt,
                              message_id=message_id)
@@ -281,17 +295,21 @@ def audit_peer(node: Node, client: httpx.Client, peer_id: str, *,
     remote = fetch_log(client, base, latest.size, entries=True, progress=progress)
     problems = list(remote.problems)
     reader = remote.reader()
-    if merkle.tree_hash(latest.size, reader) != latest.root_hash:
+    tiles_match = merkle.tree_hash(latest.size, reader) == latest.root_hash
+    if not tiles_match:
         problems.append(f"checkpoint {latest.size}: root differs from the served tiles")
     contradicted = []
     for old_size, old_root, old_note in held:
         if old_size > latest.size:
             problems.append(f"checkpoint {old_size} we cosigned is larger than the log now "
-                            f"({latest.size}): rolled back")
-            contradicted.append(old_note)
+                            f"({latest.size}): rolled back, or an old checkpoint served")
         elif merkle.tree_hash(old_size, reader) != old_root:
             problems.append(f"checkpoint {old_size} we cosigned is not a prefix of the log")
-            contradicted.append(old_note)
+            if tiles_match:
+                # Tiles that match the log's signed latest root, and a signed
+                # older root they do not contain: two signed, contradicting
+                # statements of the log. That is evidence.
+                contradicted.append(old_note)
     if contradicted:
         with session_scope(node.sessions) as session:
             raise_alarm(session, peer_id=peer_id, kind="audit",

@@ -6,13 +6,14 @@ checkpoint. We keep one latest checkpoint per partner log and move it only
 forward along a verified consistency proof, compare-and-swap inside one
 transaction, and only then cosign (cosignature/v1, with this node's witness
 name). A validly signed checkpoint that contradicts one we hold (same size and
-another root than one we cosigned before, or a failing consistency proof) is
-kept as evidence, both notes verbatim, and raised as an alarm; it is never
-cosigned. An older checkpoint is not evidence (anyone may replay one): it is
-answered 409 like any stale request. A log that was rolled back is caught
-when it shows another root for a size we hold, when it grows past our view
-without a valid consistency proof, and on its own side when a witness
-answers with a size larger than the log (``witness-ahead``).
+another root than one we cosigned before) is kept as evidence, both notes
+verbatim, and raised as an alarm; it is never cosigned. A failing
+consistency proof is refused but is no evidence (the proof lines are the
+requester's, not the log's), nor is an older checkpoint (anyone may replay
+one: it is answered 409). A log that was rolled back is caught when it shows
+another root for a size we hold, cannot move our view past its old size
+without a valid proof, and is caught by ``comity log audit``, which
+recomputes the log from its tiles.
 Every accepted checkpoint is kept (``peer_checkpoints``) for ``comity log
 audit``, and now and then a PEER-CHECKPOINT entry goes into our own log, so
 what we saw of a partner is itself committed and cosigned.
@@ -51,6 +52,7 @@ from comity.agreements.services import list_agreements
 from comity.clock import Clock
 from comity.db import read_scope, session_scope
 from comity.hazmat import merkle
+from comity.hazmat.keys import KeyFormatError
 from comity.hazmat.note import (
     Checkpoint,
     CosignatureSigner,
@@ -230,8 +232,7 @@ class Witness:
         return CosignatureSigner(witness_name(local.card), local.signing_key.to_cryptography())
 
     def _peers_of_origin(self, origin: str) -> list[Peer]:
-        # Origins come from self-chosen cards: two peers may claim one, and
-        # the signature decides which of them (if any) this checkpoint is from.
+        # Card import keeps origins unique; still, the signature decides.
         with read_scope(self.sessions) as session:
             found = [p for p in list_peers(session) if log_origin(peer_card(p)) == origin]
         if not found:
@@ -250,17 +251,22 @@ class Witness:
             origin = req.note.split(b"\n", 1)[0].decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadAddCheckpointError("the checkpoint is not UTF-8") from e
-        text, peer, problem = "", None, None
+        peer, problem, note = None, None, b""
         for candidate in self._peers_of_origin(origin):
             try:
-                text = open_note(req.note, [log_verifier(peer_card(candidate))]).text
-            except NoteError as e:
+                verified = open_note(req.note, [log_verifier(peer_card(candidate))])
+            except (NoteError, KeyFormatError) as e:
                 problem = e
                 continue
             peer = candidate
+            # Keep only what the log signed: lines the requester added (a
+            # forged cosignature, say) must not be stored or served as ours.
+            text = verified.text
+            note = (text + "\n" + "".join(sig.to_line() for sig in verified.signatures)).encode()
             break
         if peer is None:
             raise CheckpointSignatureError(f"checkpoint of {origin}: {problem}")
+        req = AddCheckpoint(req.old, req.proof, note)
         try:
             cp = parse_checkpoint(text)
         except MalformedCheckpointError as e:
@@ -315,9 +321,11 @@ class Witness:
             try:
                 merkle.verify_consistency(req.old, cp.size, held.root, cp.root_hash, req.proof)
             except merkle.ProofError as e:
-                raise _Contradiction("inconsistent", f"checkpoint of size {cp.size} is not "
-                                     f"consistent with the cosigned size {held.size}",
-                                     evidence) from e
+                # The proof lines are the requester's, not the log's: a bad
+                # one proves nothing against the log (``comity log audit``
+                # recomputes from the tiles instead). Refused, no alarm.
+                raise BadProofError(f"the consistency proof from size {req.old} to "
+                                    f"{cp.size} does not verify") from e
         elif req.proof:
             raise BadProofError("the same size needs an empty proof")
         if held is None:
@@ -387,12 +395,9 @@ class Publisher:
         url = peer.url.rstrip("/") + "/log/add-checkpoint"
         for _ in range(2):
             if old > head.size:
-                with session_scope(self.sessions) as session:
-                    raise_alarm(session, peer_id=None, kind="witness-ahead",
-                                detail=f"witness {peer_id} has cosigned size {old} of this "
-                                       f"log, which has only {head.size}",
-                                evidence={"checkpoint": head.checkpoint.decode()},
-                                now=self.clock.now())
+                # An unsigned claim (a 409 body): worth a warning, not evidence.
+                log.warning("witness %s says it cosigned size %d of this log, which has %d",
+                            peer_id, old, head.size)
                 return "witness-ahead"
             proof: list[bytes] = []
             if 0 < old < head.size:
@@ -421,7 +426,11 @@ class Publisher:
         got = cosignatures(signed, [card_verifier])
         if card_verifier.name not in got:
             raise ValueError("the witness answered without its cosignature")
-        line = next(ln for ln in lines if ln.split(" ", 2)[1:2] == [card_verifier.name])
+        # The line that verifies under the witness's key, not just any line
+        # bearing its name.
+        line = next(ln for ln in lines
+                    if card_verifier.name in cosignatures(add_signature_lines(note, [ln]),
+                                                          [card_verifier]))
         now = self.clock.now()
         with session_scope(self.sessions) as session:
             if session.get(LogCosignature, (head_size, peer_id)) is None:
