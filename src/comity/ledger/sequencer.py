@@ -14,28 +14,27 @@ import threading
 
 from comity.ledger.services import Ledger
 
-__all__ = ["Sequencer"]
+__all__ = ["BackgroundLoop", "Sequencer"]
 
 log = logging.getLogger(__name__)
 
 
-class Sequencer:
-    """Runs :meth:`Ledger.integrate` whenever there may be work."""
+class BackgroundLoop:
+    """A daemon thread that does a round of work when woken, or every ``poll_seconds``.
 
-    def __init__(self, ledger: Ledger, *, poll_seconds: float = 1.0,
-                 linger_seconds: float = 0.0) -> None:
-        self.ledger = ledger
+    Subclasses implement :meth:`_run` with ``self._wake`` and ``self._stop``;
+    :meth:`stop` sets both and joins the thread.
+    """
+
+    def __init__(self, name: str, *, poll_seconds: float) -> None:
+        self.name = name
         self.poll_seconds = poll_seconds
-        # Waiting a little after a wake-up turns a stream of single entries
-        # into batches: fewer tile rewrites, signatures and witness rounds.
-        self.linger_seconds = linger_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        ledger.on_assign(self._wake.set)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="comity-sequencer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -43,6 +42,22 @@ class Sequencer:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Sequencer(BackgroundLoop):
+    """Runs :meth:`Ledger.integrate` whenever there may be work."""
+
+    def __init__(self, ledger: Ledger, *, poll_seconds: float = 1.0,
+                 linger_seconds: float = 0.0) -> None:
+        super().__init__("comity-sequencer", poll_seconds=poll_seconds)
+        self.ledger = ledger
+        # Waiting a little after a wake-up turns a stream of single entries
+        # into batches: fewer tile rewrites, signatures and witness rounds.
+        self.linger_seconds = linger_seconds
+        ledger.on_assign(self._wake.set)
 
     def _run(self) -> None:
         while not self._stop.is_set():

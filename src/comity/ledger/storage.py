@@ -43,6 +43,8 @@ __all__ = [
     "encode_bundle",
     "encode_entry",
     "expand_tile",
+    "tile_layout",
+    "tile_root",
     "tile_width",
     "write_bundles",
     "write_tiles",
@@ -57,7 +59,7 @@ class LedgerStorageError(RuntimeError):
     """Stored log data is missing or damaged."""
 
 
-def _layout(width: int) -> tuple[int, ...]:
+def tile_layout(width: int) -> tuple[int, ...]:
     """Byte offset of each internal level in a stored tile of ``width``, and its end."""
     offsets = [0]
     for k in range(HEIGHT):
@@ -65,7 +67,7 @@ def _layout(width: int) -> tuple[int, ...]:
     return tuple(offsets)
 
 
-_LAYOUT = {w: _layout(w) for w in range(1, TILE + 1)}
+_LAYOUT = {w: tile_layout(w) for w in range(1, TILE + 1)}
 _WIDTH_OF_LENGTH = {layout[-1]: w for w, layout in _LAYOUT.items()}
 _LAYOUT_OF_LENGTH = {layout[-1]: layout for layout in _LAYOUT.values()}
 

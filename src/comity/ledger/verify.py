@@ -78,6 +78,8 @@ from comity.ledger.storage import (
     TileStore,
     decode_bundle,
     expand_tile,
+    tile_layout,
+    tile_root,
     tile_width,
 )
 from comity.problems import Problem
@@ -155,23 +157,8 @@ def _log_verifiers(chain: Iterable[NodeCard]) -> list[NoteVerifier]:
     return list(out.values())
 
 
-def _offsets(width: int) -> list[int]:
-    """Byte offset of each internal level in a stored tile of ``width``, and its end."""
-    offsets = [0]
-    for k in range(HEIGHT):
-        offsets.append(offsets[-1] + (width >> k) * HASH_SIZE)
-    return offsets
-
-
 def _hashes(data: bytes, width: int) -> list[bytes]:
     return [data[i:i + HASH_SIZE] for i in range(0, width * HASH_SIZE, HASH_SIZE)]
-
-
-def _tile_root(stored: bytes) -> bytes:
-    """The hash above a full tile, from its two top internal hashes."""
-    top = _offsets(TILE)[HEIGHT - 1]
-    return merkle.node_hash(stored[top:top + HASH_SIZE],
-                            stored[top + HASH_SIZE:top + 2 * HASH_SIZE])
 
 
 def _root_of(levels: list[list[bytes]]) -> bytes:
@@ -194,7 +181,7 @@ def _root_of(levels: list[list[bytes]]) -> bytes:
 
 def _internal_difference(data: bytes, expected: bytes, width: int) -> tuple[int, int, int]:
     """The first differing internal hash of a tile (level, position), and how many differ."""
-    offsets = _offsets(width)
+    offsets = tile_layout(width)
     found: list[tuple[int, int]] = []
     for k in range(1, HEIGHT):
         for j in range(width >> k):
@@ -314,7 +301,7 @@ class _Verification:
         guessed = False
         if entries is not None:
             leaves = [merkle.leaf_hash(e) for e in entries]
-        elif tile is not None and len(tile) == _offsets(width)[-1]:
+        elif tile is not None and len(tile) == tile_layout(width)[-1]:
             # Unreadable entries: go on with the stored hashes as stand-ins, so
             # the rest of the tree is still checked (this tile only for itself).
             leaves = _hashes(tile, width)
@@ -359,7 +346,7 @@ class _Verification:
         expected = expand_tile(hashes)
         sound = self.compare_tile(level, index, hashes, expected, data, guessed, below)
         if len(hashes) == TILE:
-            child = _Child(_tile_root(expected), _tile_root(data) if sound and data else None,
+            child = _Child(tile_root(expected), tile_root(data) if sound and data else None,
                            any(guessed))
             while len(self.gathered) <= level + 1:
                 self.gathered.append([])

@@ -37,7 +37,6 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +74,7 @@ from comity.ledger.models import (
     WitnessedLog,
     WitnessProgress,
 )
+from comity.ledger.sequencer import BackgroundLoop
 from comity.ledger.services import Ledger
 from comity.problems import Problem
 
@@ -444,33 +444,20 @@ class Publisher:
         return "cosigned"
 
 
-class PublishingService:
+class PublishingService(BackgroundLoop):
     """A thread that has each new checkpoint cosigned, and retries now and then."""
 
     def __init__(self, publisher: Publisher, *, timeout: float, poll_seconds: float = 30.0,
                  min_interval: float = 1.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__("comity-witnessing", poll_seconds=poll_seconds)
         self.publisher = publisher
         # One round per interval at most: each round costs every partner a
         # signature check and a write, so a busy log is cosigned in batches.
         self.min_interval = min_interval
         self.timeout = timeout
-        self.poll_seconds = poll_seconds
         self.transport = transport
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         publisher.ledger.on_integrated(self._wake.set)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="comity-witnessing", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
