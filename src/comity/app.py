@@ -26,6 +26,7 @@ from comity.ledger.api import api_router as ledger_router
 from comity.ledger.api import router as log_router
 from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
+from comity.requests.api import router as requests_router
 
 __all__ = ["create_app"]
 
@@ -67,6 +68,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(peer_router)
     app.include_router(log_router)
     app.include_router(ledger_router)
+    app.include_router(requests_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,22 @@ class Settings(BaseSettings):
         max_length=64,
         description="Delivery worker identity; set a distinct one per process on PostgreSQL.",
     )
+    timezone: str = Field(
+        default="UTC",
+        description="IANA time zone in which calendar-day and month deadlines are counted.",
+    )
+    requests_catalog: Path | None = Field(
+        default=None,
+        description="A request catalog file replacing the built-in one (same YAML format).",
+    )
+    evidence_max_bytes: int = Field(
+        default=256 << 30, ge=1 << 20,
+        description="Largest evidence package accepted from a peer (all files together).",
+    )
+    evidence_chunk_bytes: int = Field(
+        default=1 << 20, ge=64 << 10, le=64 << 20,
+        description="Read and write size when moving evidence (bounds memory per transfer).",
+    )
     host: str | None = Field(default=None, description="Bind address; default from the card URL.")
     port: int | None = Field(default=None, ge=1, le=65535)
 
@@ -80,6 +97,10 @@ class Settings(BaseSettings):
             raise ValueError("retry_max_seconds must be at least retry_base_seconds")
         if self.max_delivery_bytes < self.max_message_bytes:
             raise ValueError("max_delivery_bytes must be at least max_message_bytes")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from e
         return self
 
     @property

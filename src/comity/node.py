@@ -28,15 +28,20 @@ from comity.identity.services import IdentityHolder, LocalIdentity
 from comity.ledger.sequencer import Sequencer
 from comity.ledger.services import Ledger
 from comity.ledger.witness import Publisher, PublishingService, Witness
+from comity.requests import messages as request_messages
+from comity.requests.catalog import catalog_for
+from comity.requests.messages import RequestHandlers
+from comity.requests.services import Requests
 
 __all__ = ["Node", "default_message_types"]
 
 
-def default_message_types() -> MessageTypes:
+def default_message_types(requests: RequestHandlers) -> MessageTypes:
     """Every message type this version of Comity speaks."""
     types = MessageTypes()
     agreement_messages.register(types)
     types.register(CORRESPONDENCE)
+    request_messages.register(types, requests)
     return types
 
 
@@ -51,6 +56,7 @@ class Node:
     federation: Federation
     ledger: Ledger
     clock: Clock
+    requests: Requests
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -70,10 +76,14 @@ class Node:
         ledger = Ledger(sessions, identity, clock, cache_tiles=settings.ledger_cache_tiles)
         event.listen(sessions, "before_commit", ledger.record_deferred)
         event.listen(sessions, "after_commit", ledger.notify_committed)
-        federation = Federation(settings, identity, sessions, default_message_types(), clock,
-                                ledger=ledger)
+        catalog = catalog_for(settings.requests_catalog)
+        handlers = RequestHandlers(catalog)
+        federation = Federation(settings, identity, sessions, default_message_types(handlers),
+                                clock, ledger=ledger)
+        requests = Requests(federation, identity, clock, catalog, timezone=settings.timezone)
+        handlers.service = requests
         ledger.ensure_state()
-        return cls(settings, engine, sessions, identity, federation, ledger, clock)
+        return cls(settings, engine, sessions, identity, federation, ledger, clock, requests)
 
     @property
     def local(self) -> LocalIdentity:

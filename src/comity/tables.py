@@ -9,11 +9,14 @@ from __future__ import annotations
 from comity.agreements import models as agreements_models
 from comity.auth import models as auth_models
 from comity.db import Base
+from comity.evidence import models as evidence_models
 from comity.federation import models as federation_models
 from comity.identity import models as identity_models
 from comity.ledger import models as ledger_models
+from comity.requests import models as requests_models
 
 __all__ = ["metadata"]
 
 metadata = Base.metadata
-_DOMAINS = (agreements_models, auth_models, federation_models, identity_models, ledger_models)
+_DOMAINS = (agreements_models, auth_models, evidence_models, federation_models,
+            identity_models, ledger_models, requests_models)

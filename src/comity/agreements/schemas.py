@@ -7,7 +7,9 @@ replaces, and is signed again by all its parties.
 
 Scope says what may flow: request types, offence categories, data
 categories, shared collections with a TLP ceiling, default deadlines (days per
-request type) and languages. An empty list means "none", never "any".
+request type), languages, and the treaty instruments the parties apply to
+each other's requests (the first one both the catalog and the agreement name
+is the legal basis of a request). An empty list means "none", never "any".
 
 Example::
 
@@ -86,6 +88,9 @@ class Scope(_Strict):
     default_deadlines: dict[Slug, Annotated[int, Field(ge=1, le=3650)]] = Field(
         default_factory=dict)
     languages: tuple[str, ...] = ()
+    # Omitted from the signed form when empty, so that documents written
+    # before instruments existed keep their bytes (and their signatures).
+    instruments: tuple[Slug, ...] = ()
 
     @field_validator("languages")
     @classmethod
@@ -184,7 +189,10 @@ class AgreementDocument(_Strict):
         return None if self.valid_until is None else parse_ts(self.valid_until)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if not d["scope"]["instruments"]:
+            del d["scope"]["instruments"]
+        return d
 
     def canonical_bytes(self) -> bytes:
         """The bytes each party signs."""

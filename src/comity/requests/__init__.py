@@ -1,0 +1,5 @@
+"""Cross-border cybercrime requests."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
