@@ -201,6 +201,15 @@ class EncryptionKey:
         """The public key as unpadded base64url."""
         return b64e(self.public_raw)
 
+    def private_raw(self) -> bytes:
+        """The raw 32-byte private scalar, for libsodium recipes (``hazmat.sealing``).
+
+        X25519 keys from ``cryptography`` and libsodium's curve25519 keys are the
+        same bytes, so the sealed-box code can use this key directly. Never log
+        or transmit the result.
+        """
+        return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` readable by the owner only, crash-safely.
