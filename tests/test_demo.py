@@ -23,6 +23,23 @@ def test_demo_check_runs_every_step() -> None:
     assert report["agreements_in_force"] == 2
     assert report["messages_delivered"] == 15
     assert report["refused_at_border"] == ["no-agreement", "out-of-scope"]
+    requests = report["requests"]
+    assert requests["refused_incomplete"]["status"] == 422
+    assert requests["refused_incomplete"]["field"] == "fields.necessity"
+    assert "Budapest Art. 29(2)(e)" in requests["refused_incomplete"]["error"]
+    preservation = requests["preservation"]
+    assert preservation["state_when_preserved"] == "preserved"
+    assert preservation["expiry_days"] == 60
+    assert preservation["deadline"]["kind"] == "preservation-expiry"
+    assert "Budapest Art. 29(7)" in preservation["deadline"]["basis"]
+    assert preservation["state_after_mla"] == "superseded_by_mla"
+    assert requests["mla"]["references"] == [preservation["id"]]
+    assert requests["mla"]["state"] == "executed"
+    evidence = requests["evidence"]
+    assert evidence["status"] == "verified"
+    assert evidence["custody_sender"] == ["collected", "packaged", "sent"]
+    assert evidence["custody_requester"] == ["received", "verified"]
+    assert evidence["receipt_signed"] is True
     ledger = report["ledger"]
     assert all(n > 15 for n in ledger["entries"].values())
     assert ledger["cosigned_by_all_partners"] is True

@@ -17,6 +17,8 @@ from starlette.responses import Response
 import comity
 from comity.agreements.api import router as agreements_router
 from comity.auth.services import TokenCache
+from comity.evidence.api import api_router as evidence_router
+from comity.evidence.api import peer_router as evidence_peer_router
 from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
 from comity.federation.receiving import CARD_CHAIN_BYTES
@@ -26,6 +28,7 @@ from comity.ledger.api import api_router as ledger_router
 from comity.ledger.api import router as log_router
 from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
+from comity.reports.api import router as reports_router
 from comity.requests.api import router as requests_router
 
 __all__ = ["create_app"]
@@ -39,13 +42,18 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
         service = node.delivery_service() if deliver else None
         sequencer = node.sequencer() if deliver else None
         publishing = node.publishing_service() if deliver else None
-        for worker in (service, sequencer, publishing):
+        uploader = node.uploader() if deliver else None
+        if uploader is not None:
+            # Packages wait for their announcing message: look again after deliveries.
+            node.federation.on_delivered(lambda _peer: uploader.wake())
+        workers = (service, sequencer, publishing, uploader)
+        for worker in workers:
             if worker is not None:
                 worker.start()
         try:
             yield
         finally:
-            for worker in (service, sequencer, publishing):
+            for worker in workers:
                 if worker is not None:
                     worker.stop()
 
@@ -55,11 +63,14 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.node = node
     app.state.tokens = TokenCache()
+    app.state.evidence_uploads = set()
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limits=[
         ("/federation/cards", CARD_CHAIN_BYTES),
         ("/log/add-checkpoint", MAX_ADD_CHECKPOINT_BYTES),
+        ("/federation/evidence/", node.settings.evidence_max_bytes),
         ("/federation/", node.settings.max_delivery_bytes),
+        ("/api/evidence/packages", node.settings.evidence_max_bytes),
         ("/api", node.settings.max_api_body_bytes),
     ])
     app.include_router(identity_router)
@@ -69,6 +80,9 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(log_router)
     app.include_router(ledger_router)
     app.include_router(requests_router)
+    app.include_router(evidence_router)
+    app.include_router(evidence_peer_router)
+    app.include_router(reports_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

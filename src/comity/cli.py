@@ -35,12 +35,15 @@ from comity.clikit import (
 from comity.clock import SystemClock
 from comity.db import make_engine, session_scope, upgrade
 from comity.demo import demo
+from comity.evidence.cli import app as evidence_app
 from comity.federation.cli import app as message_app
 from comity.identity.errors import IdentityError
 from comity.identity.schemas import NodeKind
 from comity.ledger.cli import app as log_app
 from comity.node import Node
 from comity.problems import Problem
+from comity.reports.cli import app as report_app
+from comity.requests.cli import app as requests_app
 
 __all__ = ["app", "main"]
 
@@ -210,6 +213,9 @@ def db_upgrade(data_dir: DataDir) -> None:
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(message_app, name="message")
 app.add_typer(log_app, name="log")
+app.add_typer(requests_app, name="requests")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(report_app, name="report")
 app.command("demo")(demo)
 
 

@@ -3,8 +3,11 @@
 Three participants of different kinds and jurisdictions each get a data
 directory, a SQLite database and a server process on loopback. The scenario
 exchanges their cards, signs one bilateral and one trilateral agreement over
-the federation, and exchanges signed messages, checking every step. Then the
-ledger: every node's checkpoint cosigned by its partners, each log verified,
+the federation, and exchanges signed messages, checking every step. Then a
+preservation request, acknowledged and preserved for 60 days, superseded by
+an MLA request executed with an evidence package the requester verifies (and
+an incomplete request refused with the article it misses). Then the ledger:
+every node's checkpoint cosigned by its partners, each log verified,
 one receipt proven to a third party offline, and one forged checkpoint caught
 by the witness it was shown to.
 
@@ -40,6 +43,7 @@ from comity.localnet import (
     introduce,
     wait_for,
 )
+from comity.requests.scenario import requests_scenario
 
 __all__ = ["Federation", "demo"]
 
@@ -60,6 +64,7 @@ SCOPE = {
     "collections": [{"name": "indicators", "tlp_ceiling": "amber"}],
     "default_deadlines": {"expedited-preservation": 1, "subscriber-information": 30},
     "languages": ["en", "fr", "zh"],
+    "instruments": ["budapest", "untoc"],
 }
 
 
@@ -169,6 +174,8 @@ def run_scenario(fed: Federation, report: dict[str, Any],
         if resp.status_code != 403 or not resp.json()["type"].endswith(expected):
             raise StepFailed(f"refused: {expected}", f"got HTTP {resp.status_code} {resp.text}")
     report["refused_at_border"] = [r[-1] for r in refusals]
+    progress("requests: preservation, MLA superseding it, evidence returned and verified")
+    report["requests"] = requests_scenario(fr, ke, bilateral, fed.root)
     progress("witnessing the logs, proving a receipt offline, catching a forged checkpoint")
     report["ledger"] = ledger_scenario(fed, receipt_of=sent[0])
 

@@ -174,8 +174,9 @@ class LocalNode:
 
 
 def spawn(root: Path, key: str, *, jurisdiction: str = "FR", env: dict[str, str] | None = None,
-          database_url: str = "") -> LocalNode:
-    """Create a CERT node ``key`` under ``root`` on a free loopback port, and start it.
+          database_url: str = "", kind: str = "cert") -> LocalNode:
+    """Create a node ``key`` (a CERT unless ``kind`` says otherwise) under ``root`` on a
+    free loopback port, and start it.
 
     ``database_url`` empty means the embedded SQLite default.
     """
@@ -184,7 +185,7 @@ def spawn(root: Path, key: str, *, jurisdiction: str = "FR", env: dict[str, str]
         env["COMITY_DATABASE_URL"] = database_url
     node = LocalNode(key=key, data_dir=root / key, url=f"http://127.0.0.1:{free_port()}",
                      env=env)
-    node.init(name=f"Node {key}", kind="cert", jurisdiction=jurisdiction, languages=["en"])
+    node.init(name=f"Node {key}", kind=kind, jurisdiction=jurisdiction, languages=["en"])
     node.start()
     return node
 

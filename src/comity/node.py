@@ -20,6 +20,7 @@ from comity.agreements.cache import track_generations
 from comity.clock import Clock, SystemClock
 from comity.config import Settings
 from comity.db import make_engine, sessionmaker_for, upgrade
+from comity.evidence.services import Evidence, Uploader
 from comity.federation.correspondence import CORRESPONDENCE
 from comity.federation.delivery import DeliveryService
 from comity.federation.registry import MessageTypes
@@ -57,6 +58,7 @@ class Node:
     ledger: Ledger
     clock: Clock
     requests: Requests
+    evidence: Evidence
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -80,10 +82,13 @@ class Node:
         handlers = RequestHandlers(catalog)
         federation = Federation(settings, identity, sessions, default_message_types(handlers),
                                 clock, ledger=ledger)
-        requests = Requests(federation, identity, clock, catalog, timezone=settings.timezone)
+        evidence = Evidence(settings, identity, sessions, ledger, clock)
+        requests = Requests(federation, identity, clock, catalog, evidence=evidence,
+                            timezone=settings.timezone)
         handlers.service = requests
         ledger.ensure_state()
-        return cls(settings, engine, sessions, identity, federation, ledger, clock, requests)
+        return cls(settings, engine, sessions, identity, federation, ledger, clock, requests,
+                   evidence)
 
     @property
     def local(self) -> LocalIdentity:
@@ -124,6 +129,11 @@ class Node:
         return PublishingService(self.publisher(), poll_seconds=poll_seconds,
                                  min_interval=self.settings.witness_interval_seconds,
                                  timeout=self.settings.delivery_timeout_seconds)
+
+    def uploader(self, poll_seconds: float = 1.0) -> Uploader:
+        """The thread that moves evidence packages to their recipients (not started)."""
+        return Uploader(self.evidence, timeout=self.settings.delivery_timeout_seconds,
+                        poll_seconds=poll_seconds)
 
     def close(self) -> None:
         self.engine.dispose()

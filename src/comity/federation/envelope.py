@@ -187,7 +187,7 @@ def parse_message(unverified: object, *, max_bytes: int) -> Message:
         raise _bad(f"header must have exactly the fields {sorted(_HEADER_KEYS)}")
     if not isinstance(body, dict):
         raise _bad("body must be an object")
-    if header["v"] != 1:
+    if type(header["v"]) is not int or header["v"] != 1:
         raise _bad(f"unsupported message version {header['v']!r}")
     if not _is_uuid(header["id"]):
         raise _bad("header.id must be a lowercase UUID")
@@ -320,7 +320,7 @@ def parse_delivery(unverified: object, *, max_messages: int) -> UnverifiedDelive
     if not isinstance(unverified, dict) or set(unverified) != keys:
         raise _bad(f"a delivery is an object with exactly the fields {sorted(keys)}")
     d = unverified
-    if d["type"] != DELIVERY_TYPE or d["v"] != 1:
+    if d["type"] != DELIVERY_TYPE or type(d["v"]) is not int or d["v"] != 1:
         raise _bad("not a version 1 comity.delivery")
     if not (_is_node(d["from"]) and _is_node(d["to"])):
         raise _bad("from and to must be node ids")
@@ -397,7 +397,8 @@ def parse_receipt(unverified: object, key: VerifyKey, *, receiver: str,
     if not isinstance(unverified, dict) or set(unverified) != keys:
         raise _bad("a receipt has exactly the fields " + ", ".join(sorted(keys)))
     r = unverified
-    if r["type"] != RECEIPT_TYPE or r["v"] != 1 or r["from"] != receiver or r["to"] != sender:
+    if (r["type"] != RECEIPT_TYPE or type(r["v"]) is not int or r["v"] != 1
+            or r["from"] != receiver or r["to"] != sender):
         raise _bad("receipt is not from the recipient to us")
     entries = r["entries"]
     if not isinstance(entries, list) or not all(

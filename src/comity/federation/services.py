@@ -122,6 +122,7 @@ class Federation:
         # Jitter only spreads retries out; it needs no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._listeners: list[Callable[[str], None]] = []
+        self._delivered_listeners: list[Callable[[str], None]] = []
         self.agreements = AgreementCache()
         # Peers whose body limit turned out smaller than ours: batch size to use.
         self._batch_cap: dict[str, int] = {}
@@ -133,6 +134,10 @@ class Federation:
     def on_enqueue(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(peer_id)`` after a transaction that queued mail commits."""
         self._listeners.append(listener)
+
+    def on_delivered(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(peer_id)`` after messages to that peer were delivered."""
+        self._delivered_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
         peers = session.info.pop(_NOTIFY_KEY, None)
@@ -457,10 +462,13 @@ class Federation:
                     for d in delivered])
             if failed:
                 session.execute(update(OutboxMessage), failed)
-            if deferred is not None:
-                return self._defer_in(session, deferred[0], deferred[1], len(delivered),
-                                      len(failed))
-        return BatchOutcome(delivered=len(delivered), failed=len(failed))
+            outcome = (self._defer_in(session, deferred[0], deferred[1], len(delivered),
+                                      len(failed)) if deferred is not None else
+                       BatchOutcome(delivered=len(delivered), failed=len(failed)))
+        if delivered:
+            for listener in self._delivered_listeners:
+                listener(peer_id)
+        return outcome
 
     def _hold_receipt(self, session: Session, receipt: Receipt, peer_id: str,
                       now: dt.datetime) -> str:

@@ -3,7 +3,6 @@ listing with filters and keyset paging, deadlines due, and a request's timeline.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -84,10 +83,8 @@ def due(request: Request, within: Annotated[str, Query(max_length=16)] = "7d") -
         period = Period.parse(within)
     except ValueError as e:
         raise RequestValidationError([{"field": "within", "message": str(e)}]) from e
-    span = dt.timedelta(hours=period.amount) if period.unit == "hours" else (
-        dt.timedelta(days=period.amount * (30 if period.unit == "months" else 1)))
     with read_scope(node.sessions) as session:
-        return json_response(node.requests.due(session, within=span))
+        return json_response(node.requests.due(session, within=period))
 
 
 @router.get("/{request_id}", summary="A request with its timeline, deadlines and allowed acts")

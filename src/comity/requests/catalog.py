@@ -183,6 +183,9 @@ class _Reader:
         for inst, art in arts.items():
             if inst not in instruments:
                 raise self.fail(f"{where}.{inst}", "unknown instrument")
+            # YAML reads `29` as an int (fine) and `yes` as a bool (never an article).
+            if isinstance(art, bool):
+                raise self.fail(f"{where}.{inst}", "an article must be text such as '29(2)'")
             out[inst] = self.text(str(art) if isinstance(art, int) else art, f"{where}.{inst}")
         return out
 
@@ -244,18 +247,22 @@ def _load_type(r: _Reader, slug: str, d: dict[str, Any], instruments: dict[str, 
                fields: dict[str, FieldSpec], grounds: dict[str, Taxon],
                data_categories: dict[str, Taxon]) -> RequestTypeSpec:
     where = f"types.{slug}"
+    basis = r.articles(d.get("legal_basis"), f"{where}.legal_basis", instruments)
+    if not basis:
+        raise r.fail(f"{where}.legal_basis", "a request type needs a legal basis")
     required = {}
     for name, arts in r.mapping(d.get("required"), f"{where}.required").items():
         if name not in fields:
             raise r.fail(f"{where}.required.{name}", "unknown field")
         required[name] = r.articles(arts, f"{where}.required.{name}", instruments)
+        for inst in required[name]:
+            if inst not in basis:
+                raise r.fail(f"{where}.required.{name}.{inst}",
+                             "the type has no legal basis under this instrument")
     optional = r.strings(d.get("optional", []), f"{where}.optional")
     for name in optional:
         if name not in fields:
             raise r.fail(f"{where}.optional", f"unknown field {name!r}")
-    basis = r.articles(d.get("legal_basis"), f"{where}.legal_basis", instruments)
-    if not basis:
-        raise r.fail(f"{where}.legal_basis", "a request type needs a legal basis")
     refusal = r.strings(d.get("refusal_grounds", []), f"{where}.refusal_grounds")
     for g in refusal:
         if g not in grounds:

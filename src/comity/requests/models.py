@@ -27,6 +27,7 @@ class Request(Base):
         Index("ix_requests_type_seq", "type", "seq"),
         Index("ix_requests_peer_seq", "peer_id", "seq"),
         Index("ix_requests_offence_seq", "offence", "seq"),
+        Index("ix_requests_country_seq", "peer_country", "seq"),
         Index("ix_requests_due_at", "due_at"),
     )
 
@@ -72,7 +73,7 @@ class RequestEvent(Base):
     name: Mapped[str] = mapped_column(String(64))
     side: Mapped[str] = mapped_column(String(16))  # requester | requested
     actor: Mapped[str] = mapped_column(String(32))  # node id
-    # Signed time of the message (the canonical order is (at, message_id)).
+    # Signed time of the message; see lifecycle.canonical_order for how it is used.
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     message_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     # The how-manieth shared event of its side (1, 2, ...): each side's events

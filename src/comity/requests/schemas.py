@@ -115,7 +115,8 @@ def parse_request(obj: object, catalog: Catalog, *, strict_form: bool = False
                                        "a request must be a JSON object"}])
     for k in sorted(set(obj) - _KEYS):
         p.add(k, f"unknown element {k!r}")
-    if obj.get("v") != 1:
+    # `type(...) is int`: True and 1.0 compare equal to 1 but are not the normal form.
+    if type(obj.get("v")) is not int or obj["v"] != 1:
         p.add("v", "v must be 1")
     rid = obj.get("id")
     try:

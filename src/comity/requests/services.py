@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,13 +32,14 @@ from comity.agreements.authorization import Purpose, authorize
 from comity.agreements.errors import AgreementNotFoundError
 from comity.agreements.services import get_agreement
 from comity.clock import Clock, format_ts, parse_ts
+from comity.evidence.services import Evidence
 from comity.federation.errors import InvalidBodyError
 from comity.federation.registry import ReceiveContext
 from comity.federation.services import Federation
 from comity.hazmat import canonical
 from comity.identity.services import IdentityHolder, get_peer
 from comity.requests import lifecycle
-from comity.requests.catalog import Catalog, RequestTypeSpec
+from comity.requests.catalog import OUTCOMES, Catalog, RequestTypeSpec
 from comity.requests.deadlines import Deadline, Period, add_period, minimum_violation
 from comity.requests.errors import (
     IllegalTransitionError,
@@ -102,16 +103,15 @@ class Requests:
     """The requests of one node."""
 
     def __init__(self, federation: Federation, identity: IdentityHolder, clock: Clock,
-                 catalog: Catalog, *, timezone: str = "UTC",
-                 evidence_hook: Callable[..., Any] | None = None) -> None:
+                 catalog: Catalog, *, evidence: Evidence, timezone: str = "UTC") -> None:
         self.federation = federation
         self.sessions = federation.sessions
         self.identity = identity
         self.clock = clock
         self.catalog = catalog
         self.tz = ZoneInfo(timezone)
-        # Set by the evidence domain: checks and records packages an event carries.
-        self.evidence_hook = evidence_hook
+        # Records (and checks) the evidence packages an act carries.
+        self.evidence = evidence
 
     # -- drafting (local) ------------------------------------------------------
 
@@ -290,8 +290,6 @@ class Requests:
         lifecycle.check_event(event.name, _side(row), State(row.state),
                               preservation=spec.preservation)
         data = self.check_data(row, event.name, event.data)
-        if self.evidence_hook is not None and data.get("evidence"):
-            self.evidence_hook(session, row, data["evidence"], outgoing=True)
         n = self._count(session, row.request_id, _side(row)) + 1
         seen = self._count(session, row.request_id, _other(_side(row)))
         out = self.federation.send(session, to=row.peer_id, type=EVENT, body={
@@ -303,6 +301,9 @@ class Requests:
             n=n, seen=seen, body=_dumps(data), applied=True, by=by,
             recorded_at=self.clock.now(),
             log_index=out.log_index))
+        if data.get("evidence"):
+            self.evidence.attach(session, row, data["evidence"], outgoing=True,
+                                 message_id=out.message_id, by=by)
         session.flush()
         self._derive(session, row)
         return row
@@ -361,6 +362,11 @@ class Requests:
                                    or not data["evidence"] or len(data["evidence"]) > 16):
             problems.append({"field": "evidence", "message":
                              "evidence must be a list of 1 to 16 signed manifests"})
+        if spec.target is not None and spec.target.value in OUTCOMES and (
+                spec.target.value not in rtype.outcomes):
+            raise IllegalTransitionError(
+                f"{rtype.title} requests cannot end {spec.target.value}; their outcomes are: "
+                f"{', '.join(rtype.outcomes)}", event=name)
         if not problems:
             problems += self._time_rules(row, rtype, name, data)
         if problems:
@@ -436,6 +442,11 @@ class Requests:
             raise InvalidBodyError(f"event number {body['n']} of the {peer_side.value} "
                                    f"party arrives where {expected} was expected")
         ours = self._count(session, row.request_id, _other(peer_side))
+        before = session.scalar(select(func.max(RequestEvent.seen)).where(
+            RequestEvent.request_id == row.request_id, RequestEvent.side == peer_side.value))
+        if before is not None and body["seen"] < before:
+            raise InvalidBodyError("the event claims to have seen fewer events of this node "
+                                   "than the sender's previous one")
         if body["seen"] > ours:
             raise InvalidBodyError(f"the event claims to have seen {body['seen']} events of "
                                    f"this node, which sent {ours}")
@@ -448,9 +459,9 @@ class Requests:
             data = self.check_data(row, spec.name, body["data"])
         except RequestError as e:
             raise InvalidBodyError(f"{spec.name}: {e.detail}") from e
-        if self.evidence_hook is not None and data.get("evidence"):
-            self.evidence_hook(session, row, data["evidence"], outgoing=False,
-                               message_id=msg.id, peer=ctx.peer)
+        if data.get("evidence"):
+            self.evidence.attach(session, row, data["evidence"], outgoing=False,
+                                 message_id=msg.id, peer=ctx.peer)
         session.add(RequestEvent(
             request_id=row.request_id, name=spec.name, side=peer_side.value,
             actor=ctx.peer.node_id, at=parse_ts(msg.header["created"]), message_id=msg.id,
@@ -605,6 +616,7 @@ class Requests:
                            "reason": d.reason, "status": _due_status(d.due, now)}
                           for d in deadlines],
             "allowed_events": allowed,
+            "evidence": self.evidence.for_request(session, row.request_id),
             "created_by": row.created_by, "approved_by": row.approved_by,
         })
         return out
@@ -643,11 +655,11 @@ class Requests:
         return Listing([summary(r, now) for r in rows],
                        str(rows[-1].seq) if more and rows else None)
 
-    def due(self, session: Session, *, within: dt.timedelta) -> list[dict[str, Any]]:
+    def due(self, session: Session, *, within: Period) -> list[dict[str, Any]]:
         """Requests with a deadline before now + ``within``, soonest first (overdue included)."""
         now = self.clock.now()
         rows = session.scalars(select(Request).where(
-            Request.due_at.is_not(None), Request.due_at <= now + within)
+            Request.due_at.is_not(None), Request.due_at <= add_period(now, within, self.tz))
             .order_by(Request.due_at).limit(1000))
         return [summary(r, now) for r in rows]
 
