@@ -50,6 +50,8 @@ bench: setup
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench.federation --postgres --out bench/results/federation.json
 	$(BIN)/python -m bench.ledger --out bench/results/ledger.json
+	$(BIN)/python -m bench.evidence --out bench/results/evidence.json
+	$(BIN)/python -m bench.requests --postgres --out bench/results/requests.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)
