@@ -19,7 +19,7 @@ from comity.identity.errors import (
     InvalidCardError,
 )
 from comity.identity.schemas import NodeCard, NodeKind, node_id_for, sign_card
-from comity.identity.services import LocalIdentity, init_node, rotate_keys
+from comity.identity.services import LocalIdentity, encryption_key_for, init_node, rotate_keys
 
 CLOCK = FixedClock(dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC))
 
@@ -90,7 +90,7 @@ def test_malformed_cards_are_refused_with_a_reason(tmp_path: Path, change: dict[
         NodeCard.parse_unverified(doc)
 
 
-def test_rotation_chain_verifies_and_deletes_old_private_keys(tmp_path: Path) -> None:
+def test_rotation_deletes_old_signing_keys_and_keeps_decryption_keys(tmp_path: Path) -> None:
     first = make(tmp_path)
     second = rotate_keys(tmp_path / "fr", clock=CLOCK)
     third = rotate_keys(tmp_path / "fr", clock=CLOCK)
@@ -99,8 +99,15 @@ def test_rotation_chain_verifies_and_deletes_old_private_keys(tmp_path: Path) ->
     assert third.signing_key.public != first.signing_key.public
     first.card.verify_successor(second.card)
     second.card.verify_successor(third.card)
-    for serial in (1, 2):
-        assert not (tmp_path / "fr" / "identity" / f"{serial:06d}" / "signing.key").exists()
+    for serial, local in ((1, first), (2, second)):
+        key_dir = tmp_path / "fr" / "identity" / f"{serial:06d}"
+        assert not (key_dir / "signing.key").exists()
+        # What was sealed to an earlier card must stay readable.
+        kept = encryption_key_for(tmp_path / "fr", serial)
+        assert kept.public_raw == local.encryption_key.public_raw
+        assert stat.S_IMODE(os.stat(key_dir / "encryption.key").st_mode) == 0o600
+    with pytest.raises(FileNotFoundError):
+        encryption_key_for(tmp_path / "fr", 4)
     # Skipping a card, or following the wrong card, is refused.
     with pytest.raises(CardChainError):
         first.card.verify_successor(third.card)

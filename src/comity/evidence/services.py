@@ -63,7 +63,12 @@ from comity.federation.models import OutboxMessage
 from comity.hazmat import canonical
 from comity.hazmat.keys import BadSignature, EncryptionKey, VerifyKey, b64d, b64e
 from comity.identity.models import Peer
-from comity.identity.services import IdentityHolder, get_peer, stored_card
+from comity.identity.services import (
+    IdentityHolder,
+    encryption_key_for,
+    get_peer,
+    stored_card,
+)
 from comity.ledger.commitments import Opening, new_salt
 from comity.ledger.sequencer import BackgroundLoop
 from comity.ledger.services import Ledger
@@ -430,8 +435,7 @@ class Evidence:
         local = self.identity.get()
         if serial == local.serial:
             return local.encryption_key
-        return EncryptionKey.load(self.settings.data_dir / "identity" / f"{serial:06d}" /
-                                  "encryption.key")
+        return encryption_key_for(self.settings.data_dir, serial)
 
     def _held(self, package_id: str) -> tuple[EvidencePackage, Manifest]:
         with read_scope(self.sessions) as session:

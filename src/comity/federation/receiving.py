@@ -221,6 +221,9 @@ class Receiver:
         check_freshness(m.created, now, max_age=s.message_max_age_seconds,
                         skew=s.clock_skew_seconds, what=f"message {m.id}")
         mt = self.fed.types.get(m.type)
+        if mt.sealed:
+            # Handlers see the opened body; the inbox keeps the envelope as signed.
+            m = self.fed.open_body(m)
         purpose = mt.validate(m.body)
         if not mt.control:
             self.fed.authorize_in(session, agreement_id=m.agreement, local_id=local.node_id,

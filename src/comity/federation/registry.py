@@ -53,6 +53,8 @@ class MessageType:
     validate: Callable[[dict[str, Any]], Purpose]
     control: bool = False
     on_receive: Callable[[ReceiveContext], None] | None = None
+    # Bodies travel sealed to the recipient (see comity.federation.sealing).
+    sealed: bool = False
 
 
 class MessageTypes:

@@ -17,6 +17,7 @@ untrusted until verified here; the local database and identity are trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -61,13 +62,15 @@ from comity.federation.models import (
 )
 from comity.federation.receiving import _AUTH_MEMO, RETRYABLE_SLUGS, Receiver
 from comity.federation.registry import MessageTypes
+from comity.federation.sealing import open_body, seal_body
 from comity.hazmat import canonical
-from comity.hazmat.keys import VerifyKey
+from comity.hazmat.keys import VerifyKey, b64d
 from comity.identity.errors import CardError, UnknownPeerError
 from comity.identity.models import PeerCard
 from comity.identity.services import (
     IdentityHolder,
     LocalIdentity,
+    encryption_key_for,
     get_peer,
     import_cards,
     require_peer,
@@ -175,14 +178,41 @@ class Federation:
         now = self.clock.now()
         mt = self.types.get(type)
         purpose = mt.validate(body)
+        salt = new_salt()
         header = {"v": 1, "id": new_message_id(), "from": local.node_id, "to": to,
                   "agreement": agreement_id, "type": type, "created": format_ts(now),
-                  "in_reply_to": in_reply_to, "salt": new_salt()}
+                  "in_reply_to": in_reply_to, "salt": salt}
+        if mt.sealed:
+            public, serial = self._encryption_key_of(to)
+            body = seal_body(body, salt=salt, recipient_public=public,
+                             recipient_serial=serial)
         msg = seal_message(local.signing_key, header, body)
         if len(msg.signed_bytes) > self.settings.max_message_bytes:
             raise PayloadTooLargeError(f"message is {len(msg.signed_bytes)} bytes; the limit "
                                        f"is {self.settings.max_message_bytes}")
         return Prepared(msg, purpose, mt.control, local.node_id, local.serial, now)
+
+    def _encryption_key_of(self, peer_id: str) -> tuple[bytes, int]:
+        """The X25519 key and serial of the peer's pinned card.
+
+        Raises:
+            UnknownPeerError
+        """
+        with read_scope(self.sessions) as session:
+            peer = get_peer(session, peer_id)
+            card = stored_card(peer.card)
+        return b64d(card.encryption_key_b64, length=32), card.serial
+
+    def open_body(self, message: Message) -> Message:
+        """``message`` with its sealed body opened and checked (see federation.sealing).
+
+        Raises:
+            InvalidBodyError
+        """
+        local_dir = self.settings.data_dir
+        body = open_body(message.body, salt=message.header["salt"],
+                         key_for=lambda serial: encryption_key_for(local_dir, serial))
+        return dataclasses.replace(message, body=body)
 
     def enqueue(self, session: Session, prepared: Prepared) -> OutboxMessage:
         """Authorise a prepared message and write it to the outbox in ``session``.

@@ -195,10 +195,23 @@ def rotate_keys(data_dir: Path, *, clock: Clock) -> LocalIdentity:
     card = NodeCard.parse_unverified(sign_card(body, key=sk, previous_key=old.signing_key))
     old.card.verify_successor(card)
     _write_identity(data_dir, card, sk, ek)
-    old_dir = data_dir / "identity" / f"{old.serial:06d}"
-    for name in ("signing.key", "encryption.key"):
-        (old_dir / name).unlink(missing_ok=True)
+    # The old signing key goes: nothing may be signed with it any more. The old
+    # encryption key stays: evidence and message bodies sealed to it before
+    # the peers learnt of the rotation must remain readable.
+    (data_dir / "identity" / f"{old.serial:06d}" / "signing.key").unlink(missing_ok=True)
     return LocalIdentity.load(data_dir)
+
+
+def encryption_key_for(data_dir: Path, serial: int) -> EncryptionKey:
+    """This node's X25519 key of card ``serial`` (current or earlier).
+
+    Raises:
+        FileNotFoundError: no such key is held.
+        KeyFormatError: the key file is damaged.
+    """
+    if serial < 1:
+        raise FileNotFoundError(f"no card serial {serial}")
+    return EncryptionKey.load(data_dir / "identity" / f"{serial:06d}" / "encryption.key")
 
 
 class IdentityHolder:

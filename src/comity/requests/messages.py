@@ -5,7 +5,9 @@ data categories and language (checked by the federation with the
 :class:`~comity.agreements.authorization.Purpose` returned here). What
 receiving them changes is done by :class:`~comity.requests.services.Requests`,
 which the node attaches to :class:`RequestHandlers` once it exists (the
-message types are registered before the services that handle them).
+message types are registered before the services that handle them). Both
+travel sealed to the recipient (:mod:`comity.federation.sealing`): requests
+carry personal data and the facts of investigations.
 """
 
 from __future__ import annotations
@@ -76,6 +78,6 @@ class RequestHandlers:
 def register(types: MessageTypes, handlers: RequestHandlers) -> None:
     """Register the request message types."""
     types.register(MessageType("request.submit", handlers.validate_submit,
-                               on_receive=handlers.on_submit))
+                               on_receive=handlers.on_submit, sealed=True))
     types.register(MessageType("request.event", handlers.validate_event,
-                               on_receive=handlers.on_event))
+                               on_receive=handlers.on_event, sealed=True))
