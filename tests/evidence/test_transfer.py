@@ -216,3 +216,27 @@ def test_a_forged_manifest_fails_the_message(fed: LocalFederation, tmp_path: Pat
     assert "not signed by the sender" in msg["last_error"]
     assert fr.api("GET", f"/api/requests/{rid}")["state"] == "sent"
     assert fr.api("GET", f"/api/requests/{rid}/evidence") == []
+
+
+def test_a_package_over_the_receivers_limit_is_refused(fed: LocalFederation,
+                                                       tmp_path: Path) -> None:
+    from comity.identity.schemas import NodeKind
+    from tests.requests.support import REQUEST_SCOPE
+
+    fr = fed.add("fr", kind=NodeKind.CENTRAL_AUTHORITY, evidence_max_bytes=1 << 20)
+    ke = fed.add("ke", kind=NodeKind.CENTRAL_AUTHORITY, jurisdiction="KE")
+    fed.introduce(fr, ke)
+    aid = fed.agree(fr, [ke], scope=REQUEST_SCOPE)
+    rid = send_request(fed, fr, ke, aid, mla([]))
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom((1 << 20) + 1))
+    signed = ke.node.evidence.prepare(ke.node.sessions, rid, [big])
+    out = ke.api("POST", f"/api/requests/{rid}/events", json={
+        "event": "execute", "data": {"summary": "x", "evidence": [signed.to_dict()]}})
+    fed.pump()
+    event = next(e for e in out["timeline"] if e["event"] == "execute")
+    msg = ke.api("GET", f"/api/messages/{event['message_id']}")
+    assert msg["status"] == "failed"
+    assert "exceeds the limit" in msg["last_error"]
+    assert fr.api("GET", f"/api/requests/{rid}")["state"] == "sent"
+    assert fr.api("GET", f"/api/requests/{rid}/evidence") == []

@@ -110,3 +110,25 @@ def test_a_failed_act_leaves_no_package_behind(fed: LocalFederation, tmp_path: P
     comity(ke, "requests", "act", rid, "execute", "--set", "summary=x", "--evidence",
            str(evidence), code=1)
     assert not any((ke.node.settings.data_dir / "evidence" / "out").glob("*"))
+
+
+def test_an_officer_is_asked_for_each_element(fed: LocalFederation) -> None:
+    fr, ke, aid = two_authorities(fed)
+    fields = PRESERVATION_FIELDS
+    answers = ["expedited-preservation", "budapest", "FR-ASKED", "en", "illegal-access",
+               "traffic", "y", "n", *(fields[k] for k in (
+                   "requesting_authority", "summary_of_facts", "data_to_preserve",
+                   "relationship_to_offence", "custodian_or_location", "necessity",
+                   "mla_intention"))]
+    env = {"COMITY_DATABASE_URL": fr.node.settings.database_url} if (
+        fr.node.settings.database_url) else {}
+    result = CliRunner().invoke(app, ["requests", "create", "--to", ke.id, "--agreement", aid,
+                                      "--data-dir", str(fr.node.settings.data_dir)],
+                                input="\n".join(answers) + "\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "Budapest Art. 29(2)(e)" in result.output  # each prompt names its article
+    [item] = as_json(fr, "requests", "list")["items"]
+    assert item["reference"] == "FR-ASKED"
+    assert item["urgent"] is True
+    shown = as_json(fr, "requests", "show", item["id"])
+    assert shown["document"]["fields"] == fields

@@ -142,3 +142,23 @@ def test_acts_from_the_wrong_side_or_unknown_requests_are_refused(
     assert unknown.status_code == 404
     # Nothing of the refused acts was stored or sent.
     assert [e["event"] for e in ke.api("GET", f"/api/requests/{rid}")["timeline"]] == ["send"]
+
+
+def test_confidentiality_notice_only_for_confidential_requests(fed: LocalFederation) -> None:
+    fr, ke, aid = two_authorities(fed)
+    plain = send_request(fed, fr, ke, aid, mla([]))
+    act(fed, ke, plain, "acknowledge", reference="K0")
+    resp = ke.client.post(f"/api/requests/{plain}/events",
+                          headers={"authorization": f"Bearer {ke.token}"},
+                          json={"event": "notify_confidentiality_not_possible",
+                                "data": {"reasons": "Court disclosure rules."}})
+    assert resp.status_code == 409
+    assert "did not ask for confidentiality" in resp.json()["detail"]
+    secret = send_request(fed, fr, ke, aid, mla([], reference="FR-C",
+                                                flags={"confidential": True}))
+    act(fed, ke, secret, "acknowledge", reference="K")
+    act(fed, ke, secret, "notify_confidentiality_not_possible",
+        reasons="Court disclosure rules.")
+    assert fr.api("GET", f"/api/requests/{secret}")["state"] == "confidentiality_not_possible"
+    act(fed, fr, secret, "proceed")
+    assert ke.api("GET", f"/api/requests/{secret}")["state"] == "under_assessment"

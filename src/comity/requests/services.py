@@ -362,6 +362,10 @@ class Requests:
                                    or not data["evidence"] or len(data["evidence"]) > 16):
             problems.append({"field": "evidence", "message":
                              "evidence must be a list of 1 to 16 signed manifests"})
+        if name == "notify_confidentiality_not_possible" and not orjson.loads(
+                row.document)["flags"]["confidential"]:
+            raise IllegalTransitionError("the request did not ask for confidentiality "
+                                         "(Budapest Art. 27(8))", event=name)
         if spec.target is not None and spec.target.value in OUTCOMES and (
                 spec.target.value not in rtype.outcomes):
             raise IllegalTransitionError(
