@@ -337,6 +337,11 @@ def test_a_requested_deadline_needs_its_reasons() -> None:
                                  "reason": "Trial opens on 20 December."}
     assert parse_request(raw, CATALOG).requested_deadline == {
         "due": "2026-12-15T00:00:00.000000Z", "reason": "Trial opens on 20 December."}
+    # A deadline that has passed before the request was even written is refused.
+    raw["requested_deadline"] = {"due": "2026-11-29T10:00:00.000000Z", "reason": "x"}
+    problem = only_problem(raw)
+    assert problem["field"] == "requested_deadline.due"
+    assert "not after" in problem["message"]
 
 
 @pytest.mark.parametrize(("deadline", "field"), [

@@ -83,8 +83,12 @@ def documents(draw: st.DrawFn, type_slug: str) -> dict[str, Any]:
     flags: dict[str, Any] = {name: draw(st.booleans()) for name in FLAG_NAMES}
     flags["emergency"] = emergency
     flags["use_limitation"] = draw(st.none() | _nonblank(200))
-    deadline = draw(st.none() | st.fixed_dictionaries(
-        {"due": _timestamp(), "reason": _nonblank(300)}))
+    created = draw(st.integers(min_value=0, max_value=10 * 365 * 86400 * 1_000_000))
+    # A requested deadline falls after the request was written.
+    deadline = draw(st.none() | st.fixed_dictionaries({
+        "due": st.integers(min_value=1, max_value=365 * 86400 * 1_000_000).map(
+            lambda later: format_ts(EPOCH + dt.timedelta(microseconds=created + later))),
+        "reason": _nonblank(300)}))
     return {
         "v": 1, "id": draw(_uuid()), "type": type_slug, "instrument": instrument,
         "reference": draw(_nonblank(100)), "language": draw(st.sampled_from(LANGUAGES)),
@@ -92,7 +96,8 @@ def documents(draw: st.DrawFn, type_slug: str) -> dict[str, Any]:
         "data_categories": draw(st.lists(st.sampled_from(allowed), unique=True)),
         "flags": flags, "fields": fields,
         "references": draw(st.lists(_uuid(), max_size=3)),
-        "requested_deadline": deadline, "created": draw(_timestamp()),
+        "requested_deadline": deadline,
+        "created": format_ts(EPOCH + dt.timedelta(microseconds=created)),
     }
 
 

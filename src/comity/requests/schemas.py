@@ -181,7 +181,10 @@ def parse_request(obj: object, catalog: Catalog, *, strict_form: bool = False
     try:
         if not isinstance(created, str):
             raise ValueError
-        parse_ts(created)
+        created_at = parse_ts(created)
+        if deadline is not None and parse_ts(deadline["due"]) <= created_at:
+            p.add("requested_deadline.due", "the requested deadline is not after the "
+                                            "request's creation")
     except ValueError:
         p.add("created", "created must be a timestamp such as 2026-11-29T10:00:00Z")
     if p.items:
