@@ -57,11 +57,6 @@ def _nonblank(max_size: int) -> st.SearchStrategy[str]:
     )
 
 
-def _timestamp() -> st.SearchStrategy[str]:
-    return st.integers(min_value=0, max_value=10 * 365 * 86400 * 1_000_000).map(
-        lambda us: format_ts(EPOCH + dt.timedelta(microseconds=us)))
-
-
 def _uuid() -> st.SearchStrategy[str]:
     return st.uuids().map(str)
 
