@@ -19,6 +19,7 @@ from comity.agreements.api import router as agreements_router
 from comity.auth.services import TokenCache
 from comity.evidence.api import api_router as evidence_router
 from comity.evidence.api import peer_router as evidence_peer_router
+from comity.evidence.package import cipher_size_for
 from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
 from comity.federation.receiving import CARD_CHAIN_BYTES
@@ -68,7 +69,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limits=[
         ("/federation/cards", CARD_CHAIN_BYTES),
         ("/log/add-checkpoint", MAX_ADD_CHECKPOINT_BYTES),
-        ("/federation/evidence/", node.settings.evidence_max_bytes),
+        ("/federation/evidence/", cipher_size_for(node.settings.evidence_max_bytes)),
         ("/federation/", node.settings.max_delivery_bytes),
         ("/api/evidence/packages", node.settings.evidence_max_bytes),
         ("/api", node.settings.max_api_body_bytes),

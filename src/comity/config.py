@@ -99,7 +99,7 @@ class Settings(BaseSettings):
             raise ValueError("max_delivery_bytes must be at least max_message_bytes")
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as e:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as e:
             raise ValueError(f"unknown time zone {self.timezone!r}") from e
         return self
 

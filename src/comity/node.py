@@ -86,6 +86,7 @@ class Node:
         requests = Requests(federation, identity, clock, catalog, evidence=evidence,
                             timezone=settings.timezone)
         handlers.service = requests
+        federation.on_failed(requests.peer_refused)
         ledger.ensure_state()
         return cls(settings, engine, sessions, identity, federation, ledger, clock, requests,
                    evidence)

@@ -126,11 +126,12 @@ def test_bytes_the_sender_did_not_sign_are_not_kept(fed: LocalFederation, tmp_pa
     assert pkg["last_error"]
 
 
-def _signed(node: PeerNode, method: str, path: str, offset: int, **over: str) -> dict[str, str]:
+def _signed(node: PeerNode, method: str, path: str, offset: int, length: int = 0,
+            **over: str) -> dict[str, str]:
     local = node.node.local
     date = format_ts(node.node.clock.now())
     sig = local.signing_key.sign(transfer_signing_bytes(method, path, offset, date,
-                                                        local.node_id))
+                                                        local.node_id, length))
     headers = {"comity-node": local.node_id, "comity-date": date,
                "comity-offset": str(offset), "comity-signature": b64e(sig)}
     headers.update(over)
@@ -152,26 +153,30 @@ def test_transfers_are_authenticated_and_bounded(fed: LocalFederation, tmp_path:
         assert resp.json()["type"].endswith(slug)
 
     check(_put(fed, fr, path, cipher, {}), 401, "evidence-transfer-unauthenticated")
-    forged = _signed(ke, "PUT", path, 0, **{"comity-offset": "5"})
+    forged = _signed(ke, "PUT", path, 0, len(cipher), **{"comity-offset": "5"})
     check(_put(fed, fr, path, cipher, forged), 401, "evidence-transfer-unauthenticated")
-    stale = _signed(ke, "PUT", path, 0)
+    stale = _signed(ke, "PUT", path, 0, len(cipher))
     fed.clock.advance(3600)
     check(_put(fed, fr, path, cipher, stale), 401, "evidence-transfer-unauthenticated")
     # The requester itself cannot push bytes into a package it is to receive.
-    check(_put(fed, fr, path, cipher, _signed(fr, "PUT", path, 0)), 401,
+    check(_put(fed, fr, path, cipher, _signed(fr, "PUT", path, 0, len(cipher))), 401,
           "evidence-transfer-unauthenticated")
     other = f"/federation/evidence/{'0' * 8}-0000-4000-8000-{'0' * 12}/0"
-    check(_put(fed, fr, other, cipher, _signed(ke, "PUT", other, 0)), 404,
+    check(_put(fed, fr, other, cipher, _signed(ke, "PUT", other, 0, len(cipher))), 404,
           "evidence-not-found")
-    check(_put(fed, fr, path, cipher[:10], _signed(ke, "PUT", path, 7)), 409,
+    check(_put(fed, fr, path, cipher[:10], _signed(ke, "PUT", path, 7, 10)), 409,
           "evidence-offset")
-    check(_put(fed, fr, path, cipher + b"more", _signed(ke, "PUT", path, 0)), 422,
+    # Headers signed for one length cannot carry another body.
+    check(_put(fed, fr, path, cipher + b"more", _signed(ke, "PUT", path, 0, len(cipher))),
+          401, "evidence-transfer-unauthenticated")
+    check(_put(fed, fr, path, cipher + b"more", _signed(ke, "PUT", path, 0, len(cipher) + 4)),
+          422,
           "evidence-tampered")
     held = fr.node.evidence.in_dir(pid)
     assert not any(held.glob("*")) if held.exists() else True
     # A first part, then the uploader resumes from where the receiver stands.
     half = len(cipher) // 2
-    resp = _put(fed, fr, path, cipher[:half], _signed(ke, "PUT", path, 0))
+    resp = _put(fed, fr, path, cipher[:half], _signed(ke, "PUT", path, 0, half))
     assert resp.json() == {"index": 0, "received": half, "complete": False, "receipt": None}
     _upload_all(fed, ke)
     assert fr.api("GET", f"/api/evidence/{pid}")["status"] == "received"

@@ -98,7 +98,7 @@ def test_bodies_sealed_to_a_rotated_key_still_open(fed: LocalFederation) -> None
     rid = fr.api("POST", "/api/requests", json={"to": ke.id, "agreement": aid,
                                                 "request": preservation()})["id"]
     for step in ("submit", "approve", "send"):
-        fr.api("POST", f"/api/requests/{rid}/{step}", json={})
+        fr.api("POST", f"/api/requests/{rid}/{step}", json={"by": step})
     rotate_keys(ke.node.settings.data_dir, clock=fed.clock)
     fed.pump()
     assert ke.api("GET", f"/api/requests/{rid}")["state"] == "sent"

@@ -102,7 +102,7 @@ def test_a_failed_act_leaves_no_package_behind(fed: LocalFederation, tmp_path: P
     rid = (fr.api("POST", "/api/requests", json={"to": ke.id, "agreement": aid,
                                                   "request": preservation()}))["id"]
     for step in ("submit", "approve", "send"):
-        fr.api("POST", f"/api/requests/{rid}/{step}", json={})
+        fr.api("POST", f"/api/requests/{rid}/{step}", json={"by": step})
     fed.pump()
     evidence = tmp_path / "x.bin"
     evidence.write_bytes(b"x" * 100)

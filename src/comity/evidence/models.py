@@ -37,6 +37,8 @@ class EvidencePackage(Base):
     status: Mapped[str] = mapped_column(String(16))
     # The message that carried the manifest; upload waits for its delivery.
     message_id: Mapped[str | None] = mapped_column(String(36))
+    # Serial of the sender's card whose key signed the manifest.
+    signer_serial: Mapped[int] = mapped_column(BigInteger, default=1)
     attempts: Mapped[int] = mapped_column(BigInteger, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -62,7 +62,7 @@ from comity.federation.errors import InvalidBodyError, PayloadTooLargeError
 from comity.federation.models import OutboxMessage
 from comity.hazmat import canonical
 from comity.hazmat.keys import BadSignature, EncryptionKey, VerifyKey, b64d, b64e
-from comity.identity.models import Peer
+from comity.identity.models import Peer, PeerCard
 from comity.identity.services import (
     IdentityHolder,
     encryption_key_for,
@@ -108,8 +108,12 @@ class FileProgress:
     complete: bool
 
 
-def transfer_signing_bytes(method: str, path: str, offset: int, date: str, node: str) -> bytes:
-    return _TRANSFER_DOMAIN + "\0".join([method, path, str(offset), date, node]).encode()
+def transfer_signing_bytes(method: str, path: str, offset: int, date: str, node: str,
+                           length: int = 0) -> bytes:
+    """What a transfer request's signature covers: method, path, offset, time, sender and
+    the body's length, so captured headers cannot carry other bytes or another range."""
+    return _TRANSFER_DOMAIN + "\0".join(
+        [method, path, str(offset), date, node, str(length)]).encode()
 
 
 class Evidence:
@@ -197,9 +201,11 @@ class Evidence:
             try:
                 if outgoing:
                     manifest = parse_signed_manifest(obj, local.signing_key.public)
+                    signer_serial = local.serial
                 else:
                     assert peer is not None
                     manifest = parse_signed_manifest(obj, VerifyKey(peer.signing_key))
+                    signer_serial = peer.serial
             except ManifestError as e:
                 raise InvalidBodyError(f"evidence: {e.detail}") from e
             sender, recipient = ((local.node_id, request.peer_id) if outgoing
@@ -230,6 +236,7 @@ class Evidence:
                 manifest=canonical.dumps(obj).decode(), digest=digest,
                 total_size=manifest.total_size, files=len(manifest.files),
                 status="packaged" if outgoing else "announced", message_id=message_id,
+                signer_serial=signer_serial,
                 attempts=0, next_attempt_at=now, created_at=now, updated_at=now))
             if outgoing:
                 files = [{"name": f.name, "size": f.size, "sha256": f.sha256}
@@ -253,11 +260,12 @@ class Evidence:
                        EvidencePackage.next_attempt_at <= now)
                 .order_by(EvidencePackage.seq)))
 
-    def _signed_headers(self, method: str, path: str, offset: int) -> dict[str, str]:
+    def _signed_headers(self, method: str, path: str, offset: int,
+                        length: int = 0) -> dict[str, str]:
         local = self.identity.get()
         date = format_ts(self.clock.now())
         sig = local.signing_key.sign(transfer_signing_bytes(method, path, offset, date,
-                                                            local.node_id))
+                                                            local.node_id, length))
         return {"comity-node": local.node_id, "comity-date": date,
                 "comity-offset": str(offset), "comity-signature": b64e(sig)}
 
@@ -276,8 +284,10 @@ class Evidence:
             url, peer_key = peer.url, VerifyKey(peer.signing_key)
             signed = orjson.loads(pkg.manifest)
             attempts, digest = pkg.attempts, pkg.digest
-        manifest = parse_signed_manifest(signed, self.identity.get().signing_key.public)
+            pkg_serial, pkg_request, pkg_peer = pkg.signer_serial, pkg.request_id, pkg.peer_id
         try:
+            manifest = parse_signed_manifest(signed, self._signer_key(pkg_serial, None))
+            self._authorized(pkg_request, pkg_peer)
             path = f"/federation/evidence/{package_id}"
             resp = client.get(url + path, headers=self._signed_headers("GET", path, 0))
             if resp.status_code != 200:
@@ -289,10 +299,14 @@ class Evidence:
                 if got["complete"]:
                     continue
                 offset = int(got["received"])
+                if not 0 <= offset <= entry.cipher_size:
+                    raise _PeerRefused(None, f"the peer claims {offset} bytes of file "
+                                             f"{entry.index}")
                 fpath = f"{path}/{entry.index}"
                 resp = client.put(
                     url + fpath, content=self._read_from(package_id, entry.index, offset),
-                    headers={**self._signed_headers("PUT", fpath, offset),
+                    headers={**self._signed_headers("PUT", fpath, offset,
+                                                    entry.cipher_size - offset),
                              "content-type": "application/octet-stream",
                              "content-length": str(entry.cipher_size - offset)})
                 if resp.status_code != 200:
@@ -301,7 +315,7 @@ class Evidence:
             if receipt is None:
                 raise _PeerRefused(None, "the peer holds every file but gave no receipt")
             self._check_receipt(receipt, peer_key, package_id, digest)
-        except (httpx.HTTPError, _PeerRefused, ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # any failure: record it, back off, go on to the next
             delay = min(self.settings.retry_max_seconds,
                         self.settings.retry_base_seconds * 2 ** min(attempts, 16))
             with session_scope(self.sessions) as session:
@@ -369,9 +383,10 @@ class Evidence:
                 raise TransferAuthError(f"unknown peer {node!r}")
             session.expunge(peer)
         try:
+            length = int(headers.get("content-length", "0") or 0)
             VerifyKey(peer.signing_key).verify(sig, transfer_signing_bytes(
-                method, path, offset, date, node))
-        except BadSignature as e:
+                method, path, offset, date, node, length))
+        except (BadSignature, ValueError) as e:
             raise TransferAuthError("the transfer signature does not verify") from e
         return peer, offset
 
@@ -389,7 +404,41 @@ class Evidence:
                 raise PackageNotFoundError(f"no evidence package {package_id} is expected "
                                            "from this peer")
             session.expunge(pkg)
-        return pkg, parse_signed_manifest(orjson.loads(pkg.manifest), VerifyKey(peer.signing_key))
+        self._authorized(pkg.request_id, peer.node_id)
+        return pkg, parse_signed_manifest(orjson.loads(pkg.manifest),
+                                          self._signer_key(pkg.signer_serial, peer.node_id))
+
+    def _signer_key(self, serial: int, peer_id: str | None) -> VerifyKey:
+        """The key that signed a stored manifest: ours or the peer's, of that card serial.
+
+        Manifests are checked again whenever they are used, and a rotation
+        since must not make them look forged.
+        """
+        if peer_id is None:
+            chain = self.identity.get().chain
+            if not 1 <= serial <= len(chain):
+                raise ManifestError(f"no card {serial} of this node")
+            return chain[serial - 1].signing_key
+        with read_scope(self.sessions) as session:
+            card = session.get(PeerCard, (peer_id, serial))
+            if card is None:
+                raise ManifestError(f"no card {serial} of the sender was ever accepted here")
+            return stored_card(card.card).signing_key
+
+    def _authorized(self, request_id: str, peer_id: str) -> None:
+        """Evidence moves only while the request's agreement is in force for both.
+
+        Raises:
+            AuthorizationError
+        """
+        from comity.agreements.authorization import Purpose, authorize
+        from comity.requests.models import Request
+
+        with read_scope(self.sessions) as session:
+            agreement = session.scalar(select(Request.agreement_id).where(
+                Request.request_id == request_id))
+            authorize(session, agreement_id=agreement, local_id=self.identity.get().node_id,
+                      peer_id=peer_id, purpose=Purpose(), at=self.clock.now())
 
     def progress(self, pkg: EvidencePackage, manifest: Manifest) -> list[FileProgress]:
         d = self.in_dir(pkg.package_id)
@@ -444,10 +493,7 @@ class Evidence:
             if pkg is None:
                 raise PackageNotFoundError(f"no evidence package {package_id!r} here")
             session.expunge(pkg)
-            if pkg.direction == "out":
-                key = self.identity.get().signing_key.public
-            else:
-                key = VerifyKey(get_peer(session, pkg.peer_id).signing_key)
+        key = self._signer_key(pkg.signer_serial, None if pkg.direction == "out" else pkg.peer_id)
         return pkg, parse_signed_manifest(orjson.loads(pkg.manifest), key)
 
     def verify(self, package_id: str, *, by: str | None = None, progress: Any = None
@@ -527,6 +573,12 @@ class Evidence:
             out.append(package_view(pkg, events))
         return out
 
+    @staticmethod
+    def for_message(session: Session, message_id: str) -> list[EvidencePackage]:
+        """The packages an act (message) announced."""
+        return list(session.scalars(select(EvidencePackage).where(
+            EvidencePackage.message_id == message_id).with_for_update()))
+
     def discard_unattached(self, package_id: str) -> bool:
         """Remove a prepared package that no act carried (the act failed); True if removed."""
         with read_scope(self.sessions) as session:
@@ -584,7 +636,10 @@ class Uploader(BackgroundLoop):
                     for pid in self.evidence.due_uploads():
                         if self._stop.is_set():
                             return
-                        self.evidence.upload(pid, client)
+                        try:
+                            self.evidence.upload(pid, client)
+                        except Exception:  # one package must not hold up the others
+                            log.exception("evidence upload %s failed", pid)
                 except Exception:  # keep the thread alive; the next round retries
                     log.exception("evidence upload round failed")
                 self._wake.wait(self.poll_seconds)

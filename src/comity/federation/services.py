@@ -126,6 +126,7 @@ class Federation:
         self._rng = rng or random.Random()  # noqa: S311
         self._listeners: list[Callable[[str], None]] = []
         self._delivered_listeners: list[Callable[[str], None]] = []
+        self._failed_listeners: list[Callable[[str, str, str], None]] = []
         self.agreements = AgreementCache()
         # Peers whose body limit turned out smaller than ours: batch size to use.
         self._batch_cap: dict[str, int] = {}
@@ -141,6 +142,10 @@ class Federation:
     def on_delivered(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(peer_id)`` after messages to that peer were delivered."""
         self._delivered_listeners.append(listener)
+
+    def on_failed(self, listener: Callable[[str, str, str], None]) -> None:
+        """Call ``listener(message_id, type, error)`` after a peer finally refused a message."""
+        self._failed_listeners.append(listener)
 
     def _after_commit(self, session: Session) -> None:
         peers = session.info.pop(_NOTIFY_KEY, None)
@@ -452,6 +457,7 @@ class Federation:
         delivered: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         deferred: tuple[int, str] | None = None
+        refused: list[tuple[str, str, str]] = []
         receipt_ids: dict[int, str] = {}
         for row, res in zip(rows, results, strict=True):
             if not isinstance(res, dict) or res.get("id") != row.message_id:
@@ -475,6 +481,7 @@ class Federation:
             detail = f"{slug or status}: {problem.get('detail', '')}"
             if status == "rejected" and slug not in RETRYABLE_SLUGS:
                 failed.append({"seq": row.seq, "status": "failed", "last_error": detail[:2000]})
+                refused.append((row.message_id, row.type, detail[:2000]))
                 continue
             # Deferred: keep order, retry this one (and what follows) later.
             deferred = (row.seq, detail)
@@ -498,6 +505,7 @@ class Federation:
         if delivered:
             for listener in self._delivered_listeners:
                 listener(peer_id)
+        self._notify_failed(refused)
         return outcome
 
     def _hold_receipt(self, session: Session, receipt: Receipt, peer_id: str,
@@ -524,7 +532,17 @@ class Federation:
             assert row is not None
             row.status = "failed"
             row.last_error = error[:2000]
+            message_id, type_ = row.message_id, row.type
+        self._notify_failed([(message_id, type_, error[:2000])])
         return BatchOutcome(failed=1)
+
+    def _notify_failed(self, refused: list[tuple[str, str, str]]) -> None:
+        for message_id, type_, error in refused:
+            for on_failed in self._failed_listeners:
+                try:
+                    on_failed(message_id, type_, error)
+                except Exception:  # the refusal is recorded; a listener must not undo that
+                    log.exception("handling the refusal of message %s failed", message_id)
 
     def _defer(self, seq: int, error: str) -> BatchOutcome:
         with session_scope(self.sessions) as session:

@@ -295,7 +295,7 @@ def _zone(tz: str | ZoneInfo) -> ZoneInfo:
         raise TypeError(f"tz must be an IANA zone name or ZoneInfo, got {type(tz).__name__}")
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:
         # ZoneInfoNotFoundError is a KeyError. For a caller it is a bad value like any other.
         raise ValueError(f"unknown time zone {tz!r}") from e
 

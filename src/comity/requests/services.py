@@ -32,6 +32,7 @@ from comity.agreements.authorization import Purpose, authorize
 from comity.agreements.errors import AgreementNotFoundError
 from comity.agreements.services import get_agreement
 from comity.clock import Clock, format_ts, parse_ts
+from comity.db import session_scope
 from comity.evidence.services import Evidence
 from comity.federation.errors import InvalidBodyError
 from comity.federation.registry import ReceiveContext
@@ -130,7 +131,9 @@ class Requests:
         local = self.identity.get()
         peer = get_peer(session, to)
         now = self.clock.now()
-        raw = {"v": 1, "id": str(uuid.uuid4()), "created": format_ts(now), **raw}
+        # The creation time is this node's, whatever the document says: a
+        # backdated draft must not make deadlines look met or missed.
+        raw = {"v": 1, "id": str(uuid.uuid4()), **raw, "created": format_ts(now)}
         spec = self.catalog.type(raw["type"]) if isinstance(raw.get("type"), str) else None
         view = get_agreement(session, agreement_id) if agreement_id else None
         if spec is not None and "instrument" not in raw:
@@ -199,14 +202,23 @@ class Requests:
         return self._local_move(session, request_id, "submit", (State.DRAFT,), by)
 
     def approve(self, session: Session, request_id: str, *, by: str | None = None) -> Request:
-        """Pending approval -> approved (by someone other than its author, if both are named)."""
+        """Pending approval -> approved, by a named officer other than its author."""
         row = self._load_out(session, request_id)
-        if by is not None and row.created_by is not None and by == row.created_by:
+        if not by:
+            raise RequestValidationError([{"field": "by", "message": "an approval must name "
+                                           "the officer who approves"}])
+        if by == row.created_by or by in self._submitters(session, row.request_id):
             raise IllegalTransitionError("a request must be approved by someone other than "
                                          "the officer who drafted it")
         row = self._local_move(session, request_id, "approve", (State.PENDING_APPROVAL,), by)
         row.approved_by = by
         return row
+
+    @staticmethod
+    def _submitters(session: Session, request_id: str) -> set[str]:
+        return {b for b in session.scalars(select(RequestEvent.by).where(
+            RequestEvent.request_id == request_id,
+            RequestEvent.name.in_(("create", "submit")))) if b}
 
     def return_to_draft(self, session: Session, request_id: str, *, by: str | None = None,
                         reasons: str | None = None) -> Request:
@@ -290,8 +302,9 @@ class Requests:
         lifecycle.check_event(event.name, _side(row), State(row.state),
                               preservation=spec.preservation)
         data = self.check_data(row, event.name, event.data)
-        n = self._count(session, row.request_id, _side(row)) + 1
-        seen = self._count(session, row.request_id, _other(_side(row)))
+        self._check_supersede(session, row, event.name, data)
+        n = self._last(session, row.request_id, _side(row)) + 1
+        seen = self._last(session, row.request_id, _other(_side(row)))
         out = self.federation.send(session, to=row.peer_id, type=EVENT, body={
             "request": row.request_id, "event": event.name, "data": data, "n": n,
             "seen": seen}, agreement_id=row.agreement_id)
@@ -358,6 +371,10 @@ class Requests:
                     raise ValueError
             except (ValueError, TypeError, AttributeError):
                 problems.append({"field": "mla_request", "message": "must be a request id"})
+        if name == "acknowledge" and isinstance(data.get("reference"), str) and len(
+                data["reference"]) > 100:
+            problems.append({"field": "reference", "message": "a reference is at most 100 "
+                                                              "characters"})
         if "evidence" in data and (not isinstance(data["evidence"], list)
                                    or not data["evidence"] or len(data["evidence"]) > 16):
             problems.append({"field": "evidence", "message":
@@ -372,17 +389,36 @@ class Requests:
                 f"{rtype.title} requests cannot end {spec.target.value}; their outcomes are: "
                 f"{', '.join(rtype.outcomes)}", event=name)
         if not problems:
-            problems += self._time_rules(row, rtype, name, data)
+            try:
+                problems += self._time_rules(row, rtype, name, data)
+            except (OverflowError, ValueError):
+                problems.append({"field": "until", "message": "the dates are out of range"})
         if problems:
             raise RequestValidationError(problems)
         return data
+
+    @staticmethod
+    def _check_supersede(session: Session, row: Request, name: str,
+                         data: dict[str, Any]) -> None:
+        """A preservation is superseded only by an MLA request held here that cites it."""
+        if name != "supersede":
+            return
+        mla = session.scalar(select(Request).where(Request.request_id == data["mla_request"]))
+        if (mla is None or mla.peer_id != row.peer_id or mla.direction != row.direction
+                or mla.type not in MLA_TYPES
+                or row.request_id not in orjson.loads(mla.document)["references"]):
+            raise RequestValidationError([{"field": "mla_request", "message":
+                f"{data['mla_request']} is not a request for mutual assistance held here "
+                "that refers to this preservation"}])
 
     def _time_rules(self, row: Request, rtype: RequestTypeSpec, name: str,
                     data: dict[str, Any]) -> list[dict[str, Any]]:
         if name == "preserve":
             start, until = parse_ts(data["preserved_at"]), parse_ts(data["until"])
             assert rtype.preservation_minimum is not None
-            why = minimum_violation(start, until, rtype.preservation_minimum, self.tz)
+            # Counted in UTC, not in this node's zone: both parties must reach
+            # the same answer, or one would refuse what the other committed.
+            why = minimum_violation(start, until, rtype.preservation_minimum, "UTC")
             if why is not None:
                 basis = (rtype.preservation_minimum_basis or {}).get(row.instrument)
                 cite = self.catalog.cite(row.instrument, basis) if basis else "the catalog"
@@ -440,20 +476,22 @@ class Requests:
             raise InvalidBodyError("the event names another agreement than its request")
         spec = EVENTS[body["event"]]
         peer_side = Side.REQUESTED if row.direction == "out" else Side.REQUESTER
-        expected = self._count(session, row.request_id, peer_side) + 1
-        if body["n"] != expected:
-            # Delivery is in order per peer, so a gap or a repeat is a fault.
+        last = self._last(session, row.request_id, peer_side)
+        if body["n"] <= last:
+            # Delivery is in order per peer: a number not above the last one
+            # is a repeat. (A gap is an event this node refused: the sender
+            # then drops it from its own timeline too.)
             raise InvalidBodyError(f"event number {body['n']} of the {peer_side.value} "
-                                   f"party arrives where {expected} was expected")
-        ours = self._count(session, row.request_id, _other(peer_side))
+                                   f"party arrives after number {last}")
+        ours = self._last(session, row.request_id, _other(peer_side))
         before = session.scalar(select(func.max(RequestEvent.seen)).where(
             RequestEvent.request_id == row.request_id, RequestEvent.side == peer_side.value))
         if before is not None and body["seen"] < before:
             raise InvalidBodyError("the event claims to have seen fewer events of this node "
                                    "than the sender's previous one")
         if body["seen"] > ours:
-            raise InvalidBodyError(f"the event claims to have seen {body['seen']} events of "
-                                   f"this node, which sent {ours}")
+            raise InvalidBodyError(f"the event claims to have seen event {body['seen']} of "
+                                   f"this node, which is at {ours}")
         rtype = self.catalog.type(row.type)
         if spec.side != peer_side:
             raise InvalidBodyError(f"only the {spec.side.value} party may {spec.name!r}")
@@ -463,16 +501,66 @@ class Requests:
             data = self.check_data(row, spec.name, body["data"])
         except RequestError as e:
             raise InvalidBodyError(f"{spec.name}: {e.detail}") from e
-        if data.get("evidence"):
-            self.evidence.attach(session, row, data["evidence"], outgoing=False,
-                                 message_id=msg.id, peer=ctx.peer)
-        session.add(RequestEvent(
+        try:
+            self._check_supersede(session, row, spec.name, data)
+        except RequestError as e:
+            raise InvalidBodyError(e.detail) from e
+        if body["seen"] >= ours:
+            # The sender had seen everything of ours: this is no crossing, so
+            # an act that is not allowed now is refused, never stored.
+            try:
+                lifecycle.check_event(spec.name, peer_side, State(row.state),
+                                      preservation=rtype.preservation)
+            except RequestError as e:
+                raise InvalidBodyError(e.detail) from e
+        event = RequestEvent(
             request_id=row.request_id, name=spec.name, side=peer_side.value,
             actor=ctx.peer.node_id, at=parse_ts(msg.header["created"]), message_id=msg.id,
             n=body["n"], seen=body["seen"], body=_dumps(data), applied=True,
-            recorded_at=ctx.now))
+            recorded_at=ctx.now)
+        session.add(event)
         session.flush()
         self._derive(session, row)
+        if data.get("evidence") and event.applied:
+            # Evidence of an act that did not apply (it crossed another) is
+            # not taken into custody.
+            self.evidence.attach(session, row, data["evidence"], outgoing=False,
+                                 message_id=msg.id, peer=ctx.peer)
+
+    def peer_refused(self, message_id: str, type: str, error: str) -> None:
+        """The peer finally refused one of our request messages: drop it from our timeline.
+
+        The peer stored nothing of it, so the act leaves the shared events
+        (its number is simply skipped) and the state is replayed without it:
+        both sides agree again. The refusal stays visible in the timeline.
+        """
+        if type not in (SUBMIT, EVENT):
+            return
+        with session_scope(self.sessions) as session:
+            if type == EVENT:
+                ev = session.scalar(select(RequestEvent).where(
+                    RequestEvent.message_id == message_id))
+                if ev is None or ev.n is None:
+                    return
+                ev.n = None
+                ev.applied = False
+                ev.note = f"refused by the peer: {error}"[:2000]
+                session.flush()
+                row = self.get_row(session, ev.request_id, for_update=True)
+                self._derive(session, row)
+                for pkg in self.evidence.for_message(session, message_id):
+                    pkg.status = "refused"
+            else:
+                sent = session.scalar(select(Request).where(
+                    Request.submit_message_id == message_id))
+                if sent is None:
+                    return
+                session.add(RequestEvent(
+                    request_id=sent.request_id, name="refused_on_arrival",
+                    side=Side.REQUESTED.value, actor=sent.peer_id, at=self.clock.now(),
+                    message_id=None, body=_dumps({"error": error[:2000]}), applied=True,
+                    note="the requested party refused the request on arrival",
+                    recorded_at=self.clock.now()))
 
     # -- derived state ---------------------------------------------------------
 
@@ -518,10 +606,10 @@ class Requests:
         row.due_basis = nxt.basis if nxt else None
 
     @staticmethod
-    def _count(session: Session, request_id: str, side: Side) -> int:
-        return int(session.scalar(select(func.count()).select_from(RequestEvent).where(
-            RequestEvent.request_id == request_id, RequestEvent.side == side.value,
-            RequestEvent.n.is_not(None))) or 0)
+    def _last(session: Session, request_id: str, side: Side) -> int:
+        """The number of the side's last shared event (0: none yet)."""
+        return int(session.scalar(select(func.max(RequestEvent.n)).where(
+            RequestEvent.request_id == request_id, RequestEvent.side == side.value)) or 0)
 
     def deadlines(self, session: Session, row: Request) -> list[Deadline]:
         """Every deadline that applies to the request now."""
@@ -653,6 +741,8 @@ class Requests:
             except ValueError:
                 raise RequestValidationError([{"field": "cursor",
                                                "message": "not a cursor"}]) from None
+            if not 0 <= int(cursor) < 2**62:
+                raise RequestValidationError([{"field": "cursor", "message": "not a cursor"}])
         rows = list(session.scalars(q.order_by(Request.seq.desc()).limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -662,8 +752,13 @@ class Requests:
     def due(self, session: Session, *, within: Period) -> list[dict[str, Any]]:
         """Requests with a deadline before now + ``within``, soonest first (overdue included)."""
         now = self.clock.now()
+        try:
+            horizon = add_period(now, within, self.tz)
+        except (OverflowError, ValueError) as e:
+            raise RequestValidationError([{"field": "within", "message":
+                                           f"{within} is too far ahead"}]) from e
         rows = session.scalars(select(Request).where(
-            Request.due_at.is_not(None), Request.due_at <= add_period(now, within, self.tz))
+            Request.due_at.is_not(None), Request.due_at <= horizon)
             .order_by(Request.due_at).limit(1000))
         return [summary(r, now) for r in rows]
 
