@@ -31,6 +31,9 @@ from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
 from comity.reports.api import router as reports_router
 from comity.requests.api import router as requests_router
+from comity.sharing.api import router as sharing_router
+from comity.sharing.sync import SyncService
+from comity.sharing.taxii import router as taxii_router
 
 __all__ = ["create_app"]
 
@@ -44,10 +47,12 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
         sequencer = node.sequencer() if deliver else None
         publishing = node.publishing_service() if deliver else None
         uploader = node.uploader() if deliver else None
+        syncing = (SyncService(node, interval=node.settings.sharing_sync_seconds)
+                   if deliver and node.settings.sharing_sync_seconds > 0 else None)
         if uploader is not None:
             # Packages wait for their announcing message: look again after deliveries.
             node.federation.on_delivered(lambda _peer: uploader.wake())
-        workers = (service, sequencer, publishing, uploader)
+        workers = (service, sequencer, publishing, uploader, syncing)
         for worker in workers:
             if worker is not None:
                 worker.start()
@@ -72,6 +77,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
         ("/federation/evidence/", cipher_size_for(node.settings.evidence_max_bytes)),
         ("/federation/", node.settings.max_delivery_bytes),
         ("/api/evidence/packages", node.settings.evidence_max_bytes),
+        ("/taxii2/", node.settings.taxii_max_content_length),
         ("/api", node.settings.max_api_body_bytes),
     ])
     app.include_router(identity_router)
@@ -84,6 +90,8 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(evidence_router)
     app.include_router(evidence_peer_router)
     app.include_router(reports_router)
+    app.include_router(taxii_router)
+    app.include_router(sharing_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -44,6 +44,7 @@ from comity.node import Node
 from comity.problems import Problem
 from comity.reports.cli import app as report_app
 from comity.requests.cli import app as requests_app
+from comity.sharing.cli import app as sharing_app
 
 __all__ = ["app", "main"]
 
@@ -216,6 +217,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(requests_app, name="requests")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(report_app, name="report")
+app.add_typer(sharing_app, name="sharing")
 app.command("demo")(demo)
 
 

@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         default=1 << 20, ge=64 << 10, le=64 << 20,
         description="Read and write size when moving evidence (bounds memory per transfer).",
     )
+    sharing_default_tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = Field(
+        default="amber",
+        description="TLP level of STIX objects that carry no TLP marking.",
+    )
+    taxii_max_content_length: int = Field(default=16 << 20, ge=64 << 10)
+    taxii_max_objects: int = Field(default=10_000, ge=1, le=100_000,
+                                   description="Most objects in one TAXII envelope.")
+    taxii_status_retention_seconds: int = Field(default=7 * 86400, ge=86400)
+    sharing_sync_seconds: float = Field(
+        default=300.0, ge=0,
+        description="How often partners' collections are pulled (0: only on demand).",
+    )
     host: str | None = Field(default=None, description="Bind address; default from the card URL.")
     port: int | None = Field(default=None, ge=1, le=65535)
 

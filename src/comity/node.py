@@ -33,6 +33,7 @@ from comity.requests import messages as request_messages
 from comity.requests.catalog import catalog_for
 from comity.requests.messages import RequestHandlers
 from comity.requests.services import Requests
+from comity.sharing.services import Sharing
 
 __all__ = ["Node", "default_message_types"]
 
@@ -59,6 +60,7 @@ class Node:
     clock: Clock
     requests: Requests
     evidence: Evidence
+    sharing: Sharing
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -87,9 +89,10 @@ class Node:
                             timezone=settings.timezone)
         handlers.service = requests
         federation.on_failed(requests.peer_refused)
+        sharing = Sharing(settings, identity, sessions, clock, federation.agreements)
         ledger.ensure_state()
         return cls(settings, engine, sessions, identity, federation, ledger, clock, requests,
-                   evidence)
+                   evidence, sharing)
 
     @property
     def local(self) -> LocalIdentity:

@@ -14,9 +14,10 @@ from comity.federation import models as federation_models
 from comity.identity import models as identity_models
 from comity.ledger import models as ledger_models
 from comity.requests import models as requests_models
+from comity.sharing import models as sharing_models
 
 __all__ = ["metadata"]
 
 metadata = Base.metadata
 _DOMAINS = (agreements_models, auth_models, evidence_models, federation_models,
-            identity_models, ledger_models, requests_models)
+            identity_models, ledger_models, requests_models, sharing_models)

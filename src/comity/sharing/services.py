@@ -1,0 +1,583 @@
+"""The sharing store: collections, object versions, TAXII queries, and the release check.
+
+Writes (:meth:`Sharing.add_objects`) validate each object on its own — a bad
+object is a failure in the status resource, never a failed request — and
+take the collection's row lock, so that ``seq`` is assigned and committed in
+order per collection. Reads (:meth:`Sharing.page`) walk one index by
+``seq`` with the filters as SQL conditions, and pass every row through
+:func:`comity.sharing.policy.may_release` for the requester before it is
+emitted; rows are served as the bytes stored, never re-encoded.
+
+Paging uses a stateless ``next`` token: the collection, the last ``seq``
+served and a digest of the filters, authenticated with a key derived from the
+node's signing key, so any process of the node (behind a load balancer)
+accepts it, nobody can forge one, and ties in ``date_added`` cannot skip or
+repeat an object.
+
+Trust assumptions: requesters are authenticated by the TAXII layer (API
+token: this node; HTTP message signature: a peer); objects from peers are
+untrusted until each passes :func:`comity.sharing.stix.check_object`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+from sqlalchemy import Select, Table, delete, insert, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from comity.agreements.authorization import Purpose, authorize
+from comity.agreements.cache import AgreementCache
+from comity.agreements.errors import AuthorizationError
+from comity.agreements.schemas import TLP
+from comity.agreements.services import list_agreements
+from comity.clock import Clock, format_ts
+from comity.config import Settings
+from comity.db import read_scope, session_scope
+from comity.hazmat.keys import b64d, b64e
+from comity.identity.services import IdentityHolder
+from comity.sharing.errors import (
+    BadFilterError,
+    CollectionNotFoundError,
+    DuplicateCollectionError,
+    ObjectNotFoundError,
+    TaxiiForbiddenError,
+)
+from comity.sharing.models import SharingCollection, StixObject, TaxiiStatus
+from comity.sharing.policy import Holding, Requester, level_order, may_release
+from comity.sharing.stix import StixError, check_object
+
+__all__ = ["Access", "Filters", "Page", "Sharing"]
+
+_CURSOR_DOMAIN = b"comity.taxii.cursor.v1"
+STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The TAXII filters of one query (``match[...]``, ``added_after``)."""
+
+    added_after: dt.datetime | None = None
+    ids: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ("last",)
+    spec_versions: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        raw = orjson.dumps([None if self.added_after is None else format_ts(self.added_after),
+                            self.ids, self.types, self.versions, self.spec_versions])
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one requester may do with one collection."""
+
+    collection_id: str
+    name: str
+    can_read: bool
+    can_write: bool
+    ceiling: TLP | None  # None: the local operator, no ceiling
+    agreement_id: str | None
+
+
+@dataclass
+class Page:
+    rows: list[Any]
+    more: bool
+    next: str | None
+    first_added: dt.datetime | None = None
+    last_added: dt.datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _coll_dict(c: SharingCollection) -> dict[str, Any]:
+    return {"id": c.collection_id, "name": c.name, "title": c.title,
+            "description": c.description, "peers_can_write": c.peers_can_write,
+            "created_at": format_ts(c.created_at)}
+
+
+class Sharing:
+    """One node's collections and what they hold."""
+
+    def __init__(self, settings: Settings, identity: IdentityHolder,
+                 sessions: sessionmaker[Session], clock: Clock,
+                 agreements: AgreementCache) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.sessions = sessions
+        self.clock = clock
+        self.agreements = agreements
+        self.default_tlp = TLP(settings.sharing_default_tlp)
+
+    # -- collections -----------------------------------------------------------
+
+    def create_collection(self, session: Session, *, name: str, title: str,
+                          description: str | None = None,
+                          peers_can_write: bool = False) -> dict[str, Any]:
+        """A new collection; agreements share it by ``name``.
+
+        Raises:
+            DuplicateCollectionError
+        """
+        if session.scalar(select(SharingCollection.seq).where(
+                SharingCollection.name == name)) is not None:
+            raise DuplicateCollectionError(f"a collection named {name!r} exists")
+        c = SharingCollection(collection_id=str(uuid.uuid4()), name=name, title=title,
+                              description=description, peers_can_write=peers_can_write,
+                              created_at=self.clock.now(), writes=0)
+        session.add(c)
+        session.flush()
+        return _coll_dict(c)
+
+    def collections(self, session: Session) -> list[dict[str, Any]]:
+        return [_coll_dict(c) for c in session.scalars(
+            select(SharingCollection).order_by(SharingCollection.collection_id))]
+
+    def _collection(self, session: Session, collection_id: str) -> SharingCollection:
+        c = session.scalar(select(SharingCollection).where(
+            SharingCollection.collection_id == collection_id))
+        if c is None:
+            raise CollectionNotFoundError(f"no collection {collection_id}")
+        return c
+
+    def access(self, session: Session, requester: Requester, collection_id: str) -> Access:
+        """What ``requester`` may do with the collection.
+
+        Raises:
+            CollectionNotFoundError: it does not exist, or the peer may not
+                even know of it (no agreement in force shares it with them).
+        """
+        c = self._collection(session, collection_id)
+        acc = self.access_for(session, requester, c)
+        if acc is None:
+            raise CollectionNotFoundError(f"no collection {collection_id}")
+        return acc
+
+    def access_for(self, session: Session, requester: Requester,
+                   c: SharingCollection) -> Access | None:
+        if requester.local:
+            return Access(c.collection_id, c.name, True, True, None, None)
+        assert requester.node_id is not None
+        best: tuple[TLP, str] | None = None
+        local_id = self.identity.get().node_id
+        now = self.clock.now()
+        for view in list_agreements(session):
+            doc = view.effective
+            if doc is None or requester.node_id not in doc.parties:
+                continue
+            shared = [s for s in doc.scope.collections if s.name == c.name]
+            if not shared:
+                continue
+            try:
+                authorize(session, agreement_id=view.agreement_id, local_id=local_id,
+                          peer_id=requester.node_id, purpose=Purpose(collection=c.name),
+                          at=now, load=self.agreements.get)
+            except AuthorizationError:
+                continue
+            if best is None or level_order(shared[0].tlp_ceiling) > level_order(best[0]):
+                best = (shared[0].tlp_ceiling, view.agreement_id)
+        if best is None:
+            return None
+        return Access(c.collection_id, c.name, True, c.peers_can_write, best[0], best[1])
+
+    def visible(self, session: Session, requester: Requester) -> list[tuple[dict[str, Any],
+                                                                            Access]]:
+        """The collections ``requester`` may know of, sorted by id."""
+        out = []
+        for c in session.scalars(select(SharingCollection).order_by(
+                SharingCollection.collection_id)):
+            acc = self.access_for(session, requester, c)
+            if acc is not None:
+                out.append((_coll_dict(c), acc))
+        return out
+
+    # -- writing ---------------------------------------------------------------
+
+    def add_objects(self, collection_id: str, objects: Sequence[object], requester: Requester,
+                    *, recipients: Iterable[str] = ()) -> dict[str, Any]:
+        """Store each valid object; returns the TAXII status resource (complete).
+
+        Raises:
+            CollectionNotFoundError, TaxiiForbiddenError
+        """
+        now = self.clock.now()
+        with session_scope(self.sessions) as session:
+            acc = self.access(session, requester, collection_id)
+            if not acc.can_write:
+                raise TaxiiForbiddenError("this collection does not accept objects from you")
+            successes, failures = self.ingest(session, acc, requester, objects,
+                                              recipients=recipients)
+            status_id = str(uuid.uuid4())
+            session.add(TaxiiStatus(
+                status_id=status_id, collection_id=collection_id,
+                owner=requester.node_id or "local", request_timestamp=now, completed_at=now,
+                total=len(objects), successes=orjson.dumps(successes).decode(),
+                failures=orjson.dumps(failures).decode()))
+            self._purge_statuses(session, now)
+        return status_view(status_id, now, len(objects), successes, failures)
+
+    def ingest(self, session: Session, acc: Access, requester: Requester,
+               objects: Sequence[object], *, recipients: Iterable[str] = (),
+               provenance: int | None = None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Validate and store ``objects`` as coming from ``requester`` under ``acc``.
+
+        Objects from a peer are stored with it as their origin and the
+        agreement of ``acc`` as the one they came under. Returns the
+        successes and failures of the status resource, one per object.
+        """
+        now = self.clock.now()
+        rcpt = sorted(set(recipients))
+        successes: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        for obj in objects:
+            row = self._row(obj, acc, requester, now, rcpt, failures)
+            if row is not None:
+                row["provenance"] = provenance
+                rows.append(row)
+        # The collection's row lock: writers of one collection commit in
+        # seq order, so no reader's cursor can pass a row still in flight.
+        session.execute(update(SharingCollection).where(
+            SharingCollection.collection_id == acc.collection_id).values(
+            writes=SharingCollection.writes + 1))
+        self._store(session, acc.collection_id, rows, successes, failures)
+        return successes, failures
+
+    def _row(self, obj: object, acc: Access, requester: Requester, now: dt.datetime,
+             recipients: list[str], failures: list[dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            meta = check_object(obj)
+        except StixError as e:
+            oid = obj.get("id") if isinstance(obj, dict) else None
+            failures.append({"id": oid if isinstance(oid, str) else "",
+                             "message": str(e)})
+            return None
+        version = meta.version or format_ts(now)
+        level = meta.tlp or self.default_tlp
+        if acc.ceiling is not None and level_order(level) > level_order(acc.ceiling):
+            failures.append({"id": meta.id, "version": version, "message":
+                             f"TLP:{level.value.upper()} is above this collection's ceiling "
+                             f"TLP:{acc.ceiling.value.upper()}"})
+            return None
+        body = orjson.dumps(obj)
+        return {"_versionless": meta.version is None, "collection_id": acc.collection_id,
+                "kind": "object", "object_id": meta.id,
+                "type": meta.type, "spec_version": meta.spec_version or "2.1",
+                "version": version, "version_at": parse_rfc3339(version), "date_added": now,
+                "latest": True, "first": True, "deleted": False, "revoked": meta.revoked,
+                "tlp": None if meta.tlp is None else meta.tlp.value,
+                "origin": requester.node_id, "received_under": acc.agreement_id,
+                "recipients": orjson.dumps(recipients).decode() if recipients else None,
+                "size": len(body), "body": body}
+
+    def _store(self, session: Session, collection_id: str, rows: list[dict[str, Any]],
+               successes: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        ids = sorted({r["object_id"] for r in rows})
+        held: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), 500):
+            for seq, oid, at, body, latest, first in session.execute(select(
+                    StixObject.seq, StixObject.object_id, StixObject.version_at,
+                    StixObject.body, StixObject.latest, StixObject.first).where(
+                    StixObject.collection_id == collection_id, StixObject.kind == "object",
+                    StixObject.deleted.is_(False),
+                    StixObject.object_id.in_(ids[start:start + 500]))):
+                held.setdefault(oid, []).append({"seq": seq, "version_at": at, "body": body,
+                                                 "latest": latest, "first": first})
+        new: list[dict[str, Any]] = []
+        for r in rows:
+            versions = held.setdefault(r["object_id"], [])
+            # An observable (SCO) has no versions: whatever was first stored is it.
+            same = [v for v in versions
+                    if r["_versionless"] or v["version_at"] == r["version_at"]]
+            if same:
+                if same[0]["body"] == r["body"] or orjson.loads(same[0]["body"]) == orjson.loads(
+                        r["body"]):
+                    # TAXII 2.1 §5.5: an exact duplicate is not an error.
+                    successes.append({"id": r["object_id"], "version": r["version"],
+                                      "message": "already added"})
+                else:
+                    failures.append({"id": r["object_id"], "version": r["version"],
+                                     "message": "another object with this id and version "
+                                                "is held"})
+                continue
+            versions.append({"seq": None, "version_at": r["version_at"], "row": r,
+                             "body": r["body"], "latest": True, "first": True})
+            new.append(r)
+            successes.append({"id": r["object_id"], "version": r["version"]})
+        flips: list[dict[str, Any]] = []
+        for oid in {r["object_id"] for r in new}:
+            versions = held[oid]
+            top = max(v["version_at"] for v in versions)
+            bottom = min(v["version_at"] for v in versions)
+            for v in versions:
+                latest, first = v["version_at"] == top, v["version_at"] == bottom
+                if v["seq"] is None:
+                    v["row"]["latest"], v["row"]["first"] = latest, first
+                elif (latest, first) != (v["latest"], v["first"]):
+                    flips.append({"s": v["seq"], "latest": latest, "first": first})
+        if flips:
+            for f in flips:
+                session.execute(update(StixObject).where(StixObject.seq == f["s"]).values(
+                    latest=f["latest"], first=f["first"]))
+        if new:
+            session.execute(insert(cast(Table, StixObject.__table__)),
+                            [{k: v for k, v in r.items() if k != "_versionless"} for r in new])
+
+    def _purge_statuses(self, session: Session, now: dt.datetime) -> None:
+        keep = dt.timedelta(seconds=self.settings.taxii_status_retention_seconds)
+        session.execute(delete(TaxiiStatus).where(TaxiiStatus.completed_at < now - keep))
+
+    def delete_object(self, collection_id: str, object_id: str, requester: Requester,
+                      versions: tuple[str, ...], *, check_access: bool = True) -> int:
+        """Delete the matching versions of an object; returns how many.
+
+        A peer may delete only versions it wrote itself. Deletions are kept
+        as ``kind = 'delete'`` rows, so partners that sync see them.
+
+        Raises:
+            ObjectNotFoundError, TaxiiForbiddenError
+        """
+        now = self.clock.now()
+        with session_scope(self.sessions) as session:
+            if check_access:
+                acc = self.access(session, requester, collection_id)
+                if not acc.can_write:
+                    raise TaxiiForbiddenError("you may not delete from this collection")
+            session.execute(update(SharingCollection).where(
+                SharingCollection.collection_id == collection_id).values(
+                writes=SharingCollection.writes + 1))
+            q = select(StixObject).where(
+                StixObject.collection_id == collection_id, StixObject.kind == "object",
+                StixObject.deleted.is_(False), StixObject.object_id == object_id)
+            q = _version_filter(q, versions or ("all",))
+            rows = list(session.scalars(q))
+            if not requester.local:
+                rows = [r for r in rows if r.origin == requester.node_id]
+            if not rows:
+                raise ObjectNotFoundError(f"no object {object_id} matches")
+            for r in rows:
+                r.deleted = True
+                session.add(StixObject(
+                    collection_id=collection_id, kind="delete", object_id=r.object_id,
+                    type=r.type, spec_version=r.spec_version, version=r.version,
+                    version_at=r.version_at, date_added=now, latest=False, first=False,
+                    deleted=True, revoked=r.revoked, tlp=r.tlp, origin=r.origin,
+                    received_under=r.received_under, recipients=r.recipients, size=0,
+                    body=b"", provenance=r.provenance))
+            session.flush()
+            rest = list(session.scalars(select(StixObject).where(
+                StixObject.collection_id == collection_id, StixObject.kind == "object",
+                StixObject.deleted.is_(False), StixObject.object_id == object_id)))
+            if rest:
+                top = max(r.version_at for r in rest)
+                bottom = min(r.version_at for r in rest)
+                for r in rest:
+                    r.latest, r.first = r.version_at == top, r.version_at == bottom
+            return len(rows)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _cursor_key(self) -> bytes:
+        # Ed25519 signatures are deterministic: every process holding the node
+        # key derives the same secret, and nothing more is stored.
+        sig = self.identity.get().signing_key.sign(_CURSOR_DOMAIN)
+        return hashlib.sha256(_CURSOR_DOMAIN + sig).digest()
+
+    def make_cursor(self, collection_id: str, seq: int, filters: Filters) -> str:
+        payload = orjson.dumps({"c": collection_id, "s": seq, "f": filters.digest()})
+        tag = hmac.new(self._cursor_key(), payload, hashlib.sha256).digest()[:16]
+        return f"{b64e(payload)}.{b64e(tag)}"
+
+    def read_cursor(self, token: str, collection_id: str, filters: Filters) -> int:
+        """The ``seq`` a ``next`` token continues after.
+
+        Raises:
+            BadFilterError: forged, for another collection, or for other filters.
+        """
+        try:
+            raw, tag = token.split(".", 1)
+            payload, mac = b64d(raw), b64d(tag)
+        except (ValueError, TypeError) as e:
+            raise BadFilterError("next is not a token this server issued") from e
+        good = hmac.new(self._cursor_key(), payload, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(good, mac):
+            raise BadFilterError("next is not a token this server issued")
+        doc = orjson.loads(payload)
+        if doc["c"] != collection_id:
+            raise BadFilterError("next belongs to another collection")
+        if doc["f"] != filters.digest():
+            raise BadFilterError("next must be sent with the same filters as the page it "
+                                 "came with")
+        return int(doc["s"])
+
+    def page(self, session: Session, acc: Access, requester: Requester, filters: Filters, *,
+             limit: int, next_token: str | None, object_id: str | None = None,
+             columns: Sequence[Any] = ()) -> Page:
+        """One page of object versions the requester may receive, in ``seq`` order."""
+        after = (self.read_cursor(next_token, acc.collection_id, filters)
+                 if next_token else None)
+        cols = [StixObject.seq, StixObject.date_added, StixObject.tlp, StixObject.origin,
+                StixObject.received_under, StixObject.recipients, *columns]
+        q = select(*cols).where(StixObject.collection_id == acc.collection_id,
+                                StixObject.kind == "object", StixObject.deleted.is_(False))
+        if object_id is not None:
+            q = q.where(StixObject.object_id == object_id)
+        if filters.ids:
+            q = q.where(StixObject.object_id.in_(filters.ids))
+        if filters.types:
+            q = q.where(StixObject.type.in_(filters.types))
+        if filters.spec_versions:
+            q = q.where(StixObject.spec_version.in_(filters.spec_versions))
+        if filters.added_after is not None:
+            q = q.where(StixObject.date_added > filters.added_after)
+        if after is not None:
+            q = q.where(StixObject.seq > after)
+        q = _version_filter(q, filters.versions)
+        raw = list(session.execute(q.order_by(StixObject.seq).limit(limit + 1)))
+        more = len(raw) > limit
+        raw = raw[:limit]
+        released = [r for r in raw if self._releasable(session, r, requester, acc)]
+        page = Page(released, more, self.make_cursor(acc.collection_id, raw[-1].seq, filters)
+                    if more else None)
+        if released:
+            page.first_added, page.last_added = released[0].date_added, released[-1].date_added
+        return page
+
+    def changes(self, session: Session, acc: Access, requester: Requester, *, limit: int,
+                next_token: str | None) -> Page:
+        """Additions and deletions in ``seq`` order (what partners sync by), releasable only.
+
+        ``page.extra["cursor"]`` continues after the last row looked at, even
+        when there is no more: a syncing partner keeps it for its next round.
+        """
+        marker = Filters(versions=("x-comity-changes",))
+        after = self.read_cursor(next_token, acc.collection_id, marker) if next_token else 0
+        q = select(StixObject.seq, StixObject.kind, StixObject.object_id, StixObject.version,
+                   StixObject.date_added, StixObject.tlp, StixObject.origin,
+                   StixObject.received_under, StixObject.recipients).where(
+            StixObject.collection_id == acc.collection_id, StixObject.seq > after,
+            or_(StixObject.kind == "delete", StixObject.deleted.is_(False)))
+        raw = list(session.execute(q.order_by(StixObject.seq).limit(limit + 1)))
+        more = len(raw) > limit
+        raw = raw[:limit]
+        released = [r for r in raw if self._releasable(session, r, requester, acc)]
+        last = raw[-1].seq if raw else after
+        page = Page(released, more, self.make_cursor(acc.collection_id, last, marker)
+                    if more else None)
+        page.extra["cursor"] = self.make_cursor(acc.collection_id, last, marker)
+        if released:
+            page.first_added, page.last_added = released[0].date_added, released[-1].date_added
+        return page
+
+    def _releasable(self, session: Session, row: Any, requester: Requester,
+                    acc: Access) -> bool:
+        if requester.local:
+            return True
+        parties: tuple[str, ...] = ()
+        if row.origin is not None and row.tlp == TLP.GREEN.value and row.received_under:
+            parties = self._parties(session, row.received_under)
+        holding = Holding(
+            tlp=None if row.tlp is None else TLP(row.tlp), origin=row.origin,
+            received_under_parties=parties,
+            recipients=tuple(orjson.loads(row.recipients)) if row.recipients else ())
+        return may_release(holding, requester, default=self.default_tlp, ceiling=acc.ceiling)
+
+    def _parties(self, session: Session, agreement_id: str) -> tuple[str, ...]:
+        try:
+            return self.agreements.get(session, agreement_id).active_parties
+        except Exception:  # an agreement no longer held: no community to share with
+            return ()
+
+    def status(self, session: Session, status_id: str, requester: Requester) -> dict[str, Any]:
+        row = session.get(TaxiiStatus, status_id)
+        if row is None or row.owner != (requester.node_id or "local"):
+            raise ObjectNotFoundError(f"no status {status_id}")
+        return status_view(row.status_id, row.request_timestamp, row.total,
+                           orjson.loads(row.successes), orjson.loads(row.failures))
+
+    def stats(self, session: Session) -> dict[str, int]:
+        from sqlalchemy import func
+
+        n = session.scalar(select(func.count()).select_from(StixObject).where(
+            StixObject.kind == "object", StixObject.deleted.is_(False)))
+        return {"objects": int(n or 0)}
+
+
+def _version_filter(q: Select[Any], versions: tuple[str, ...]) -> Select[Any]:
+    if "all" in versions:
+        return q
+    conds = []
+    stamps = []
+    for v in versions:
+        if v == "last":
+            conds.append(StixObject.latest.is_(True))
+        elif v == "first":
+            conds.append(StixObject.first.is_(True))
+        else:
+            stamps.append(parse_rfc3339(v))
+    if stamps:
+        conds.append(StixObject.version_at.in_(stamps))
+    return q.where(or_(*conds))
+
+
+def parse_rfc3339(text: str) -> dt.datetime:
+    """A STIX/TAXII timestamp (``Z``, any fraction) as an aware datetime, to the microsecond.
+
+    Raises:
+        BadFilterError: not such a timestamp.
+    """
+    try:
+        if not text.endswith("Z") or "T" not in text:
+            raise ValueError
+        base, _, frac = text[:-1].partition(".")
+        when = dt.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+        if frac:
+            if not frac.isdigit():
+                raise ValueError
+            when += dt.timedelta(microseconds=int(frac[:6].ljust(6, "0")))
+        return when
+    except ValueError:
+        raise BadFilterError(f"not an RFC 3339 UTC timestamp: {text!r}") from None
+
+
+def taxii_ts(when: dt.datetime) -> str:
+    """RFC 3339 with microseconds and ``Z``, as TAXII headers and resources use."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def status_view(status_id: str, at: dt.datetime, total: int,
+                successes: list[dict[str, Any]], failures: list[dict[str, Any]]
+                ) -> dict[str, Any]:
+    return {"id": status_id, "status": "complete", "request_timestamp": taxii_ts(at),
+            "total_count": total, "success_count": len(successes), "successes": successes,
+            "failure_count": len(failures), "failures": failures, "pending_count": 0,
+            "pendings": []}
+
+
+
+def export_objects(sharing: Sharing, collection_id: str, requester: Requester, *,
+                   page_size: int = 1000) -> Iterable[bytes]:
+    """The latest version of every object the requester may have, page by page (streamed)."""
+    token: str | None = None
+    filters = Filters()
+    while True:
+        with read_scope(sharing.sessions) as session:
+            acc = sharing.access(session, requester, collection_id)
+            page = sharing.page(session, acc, requester, filters, limit=page_size,
+                                next_token=token, columns=[StixObject.body])
+        for row in page.rows:
+            yield bytes(row.body)
+        if not page.more:
+            return
+        token = page.next
