@@ -40,6 +40,12 @@ def test_demo_check_runs_every_step() -> None:
     assert evidence["custody_sender"] == ["collected", "packaged", "sent"]
     assert evidence["custody_requester"] == ["received", "verified"]
     assert evidence["receipt_signed"] is True
+    sharing = report["sharing"]
+    assert sharing["indicators_at"] == {"ke-poc": 3, "fr-moj": 2}
+    assert sharing["red_stayed_home"] is True
+    assert sharing["amber_strict_not_reshared"] is True
+    assert sharing["green_reached_community"] is True
+    assert sharing["revocation_propagated"] is True
     ledger = report["ledger"]
     assert all(n > 15 for n in ledger["entries"].values())
     assert ledger["cosigned_by_all_partners"] is True
@@ -70,6 +76,10 @@ def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> 
         assert len(manifest["nodes"]) == 3
         assert oct((root / "federation.json").stat().st_mode & 0o777) == "0o600"
         for node in manifest["nodes"]:
+            discovery = httpx.get(node["taxii"].rsplit("/comity/", 1)[0] + "/", trust_env=False,
+                                  headers={"authorization": f"Bearer {node['token']}",
+                                           "accept": "application/taxii+json;version=2.1"})
+            assert discovery.json()["api_roots"] == [node["taxii"]]
             checkpoint = httpx.get(f"{node['log']}/checkpoint", trust_env=False)
             assert checkpoint.status_code == 200
             assert checkpoint.text.startswith(node["url"].split("://", 1)[1] + "/log\n")

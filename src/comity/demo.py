@@ -6,7 +6,9 @@ exchanges their cards, signs one bilateral and one trilateral agreement over
 the federation, and exchanges signed messages, checking every step. Then a
 preservation request, acknowledged and preserved for 60 days, superseded by
 an MLA request executed with an evidence package the requester verifies (and
-an incomplete request refused with the article it misses). Then the ledger:
+an incomplete request refused with the article it misses). Then sharing: the
+CERT's indicators pulled by KE and from KE by FR, TLP enforced at each hop,
+a revocation following them. Then the ledger:
 every node's checkpoint cosigned by its partners, each log verified,
 one receipt proven to a third party offline, and one forged checkpoint caught
 by the witness it was shown to.
@@ -44,6 +46,7 @@ from comity.localnet import (
     wait_for,
 )
 from comity.requests.scenario import requests_scenario
+from comity.sharing.scenario import sharing_scenario
 
 __all__ = ["Federation", "demo"]
 
@@ -61,7 +64,7 @@ SCOPE = {
                       "mla-stored-data", "spontaneous-information"],
     "offence_categories": ["illegal-access", "computer-related-fraud", "csam"],
     "data_categories": ["subscriber", "traffic", "content"],
-    "collections": [{"name": "indicators", "tlp_ceiling": "amber"}],
+    "collections": [{"name": "indicators", "tlp_ceiling": "red"}],
     "default_deadlines": {"expedited-preservation": 1, "subscriber-information": 30},
     "languages": ["en", "fr", "zh"],
     "instruments": ["budapest", "untoc"],
@@ -109,6 +112,7 @@ class Federation:
         doc = {"nodes": [{"key": n.key, "name": n.name, "node_id": n.node_id,
                           "data_dir": str(n.data_dir), "url": n.url, "api": f"{n.url}/api",
                           "openapi": f"{n.url}/openapi.json", "log": f"{n.url}/log",
+                          "taxii": f"{n.url}/taxii2/comity/",
                           "token": n.token}
                          for n in self.nodes]}
         tmp = path.with_suffix(".tmp")
@@ -176,6 +180,7 @@ def run_scenario(fed: Federation, report: dict[str, Any],
     report["refused_at_border"] = [r[-1] for r in refusals]
     progress("requests: preservation, MLA superseding it, evidence returned and verified")
     report["requests"] = requests_scenario(fr, ke, bilateral, fed.root)
+    report["sharing"] = sharing_scenario(fr, ke, cn, progress)
     progress("witnessing the logs, proving a receipt offline, catching a forged checkpoint")
     report["ledger"] = ledger_scenario(fed, receipt_of=sent[0])
 
