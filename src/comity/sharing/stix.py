@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -331,13 +332,27 @@ def _check_times(obj: dict[str, Any], type_: str, sco: bool) -> tuple[str | None
 
 def _instant(value: object, prop: str) -> tuple[dt.datetime, str]:
     """A sort key for an RFC 3339 UTC timestamp, exact at any sub-second precision."""
-    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
+    key = _instant_key(value) if isinstance(value, str) else None
+    if key is None:
         raise StixError(prop, "must be an RFC 3339 UTC timestamp YYYY-MM-DDTHH:MM:SS[.s+]Z")
+    if isinstance(key, str):
+        raise StixError(prop, key)
+    return key
+
+
+@functools.lru_cache(maxsize=65536)
+def _instant_key(value: str) -> tuple[dt.datetime, str] | str | None:
+    # Cached: a bundle's objects share a handful of timestamps, and parsing
+    # them was most of the cost of checking an object.
+    match = _TIMESTAMP.fullmatch(value)
+    if match is None:
+        return None
+    text = match[1]
     try:
-        seconds = dt.datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S")
-    except ValueError as e:
-        raise StixError(prop, "is not a calendar date and time") from e
+        seconds = dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                              int(text[11:13]), int(text[14:16]), int(text[17:19]))
+    except ValueError:
+        return "is not a calendar date and time"
     # Digit strings without trailing zeros compare as the fractions they spell.
     return seconds, (match[2] or "").rstrip("0")
 

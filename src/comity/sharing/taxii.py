@@ -325,7 +325,7 @@ async def _objects_page(request: Request, who: Requester, cid: str, endpoint: st
             acc = node.sharing.access(session, who, cid)
             cols: list[Any]
             if endpoint == "manifest":
-                cols = [StixObject.object_id, StixObject.version]
+                cols = [StixObject.object_id, StixObject.version, StixObject.date_added]
             elif endpoint == "versions":
                 cols = [StixObject.version]
             else:
