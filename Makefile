@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python -m bench.ledger --out bench/results/ledger.json
 	$(BIN)/python -m bench.evidence --out bench/results/evidence.json
 	$(BIN)/python -m bench.requests --postgres --out bench/results/requests.json
+	$(BIN)/python -m bench.taxii --out bench/results/taxii.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)
