@@ -119,19 +119,65 @@ def node_rotate(data_dir: DataDir) -> None:
     except IdentityError as e:
         raise fail(e) from e
     console.print(f"Keys rotated: card serial {local.serial}, signing key "
-                  f"{local.card.signing_key.key_id()}. The old private keys are deleted.")
+                  f"{local.card.signing_key.key_id()}. The old signing key is deleted; the old "
+                  "encryption key is kept to read what was sealed to it.")
 
 
 @node_app.command("token")
 def node_token(data_dir: DataDir,
-               name: Annotated[str, typer.Option(help="Who or what the token is for.")]) -> None:
+               name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+               expires_days: Annotated[float | None, typer.Option(
+                   help="Valid for this many days (default: until revoked).", min=0.001)]
+               = None) -> None:
     """Issue a new API token (printed once)."""
+    import datetime as dt
+
     from comity.auth.services import issue_token
 
     node = open_node(data_dir)
+    span = None if expires_days is None else dt.timedelta(days=expires_days)
     with session_scope(node.sessions) as session:
-        token = issue_token(session, name=name, clock=node.clock)
+        token = issue_token(session, name=name, clock=node.clock, expires_in=span)
     sys.stdout.write(token + "\n")
+
+
+@node_app.command("tokens")
+def node_tokens(data_dir: DataDir, as_json: JsonOut = False) -> None:
+    """This node's API tokens (ids, names, expiry, revocation; never the tokens)."""
+    from comity.auth.services import list_tokens
+    from comity.clock import format_ts
+
+    node = open_node(data_dir)
+    with session_scope(node.sessions) as session:
+        rows: list[dict[str, str | None]] = [
+            {"id": r.token_id, "name": r.name, "created_at": format_ts(r.created_at),
+             "expires_at": None if r.expires_at is None else format_ts(r.expires_at),
+             "revoked_at": None if r.revoked_at is None else format_ts(r.revoked_at)}
+            for r in list_tokens(session)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "name", "created", "expires", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["created_at"], r["expires_at"] or "never",
+                      r["revoked_at"] or "")
+    console.print(table)
+
+
+@node_app.command("revoke-token")
+def node_revoke_token(data_dir: DataDir, token_id: Annotated[str, typer.Argument(
+        help="The token's id, as `comity node tokens` shows it.")]) -> None:
+    """Revoke an API token (a running server stops accepting it within 30 s)."""
+    from comity.auth.services import revoke_token
+
+    node = open_node(data_dir)
+    try:
+        with session_scope(node.sessions) as session:
+            row = revoke_token(session, token_id, clock=node.clock)
+            name = row.name
+    except Problem as e:
+        raise fail(e) from e
+    console.print(f"Revoked API token {token_id} ({name}).")
 
 
 @node_app.command("serve")

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from comity.auth.services import TokenCache, check_token
+from comity.auth.services import TokenCache, cache_for, check_token
 from comity.db import read_scope
 from comity.federation.errors import PayloadTooLargeError
 from comity.node import Node
@@ -61,15 +61,26 @@ async def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     candidate = token.strip() if scheme.lower() == "bearer" else None
+    await check_bearer(request, candidate)
+
+
+async def check_bearer(request: Request, candidate: str | None) -> None:
+    """Accept ``candidate`` if it is a valid, unexpired, unrevoked token of this node.
+
+    Raises:
+        InvalidTokenError
+    """
     node = get_node(request)
     cache: TokenCache = request.app.state.tokens
     if cache.known(candidate):
         return
 
     def lookup() -> None:
+        now = node.clock.now()
         with read_scope(node.sessions) as session:
-            check_token(session, candidate)
-        cache.remember(candidate)
+            row = check_token(session, candidate, now)
+            valid_for = cache_for(row, now, cache.ttl)
+        cache.remember(candidate, valid_for)
 
     await run_in_threadpool(lookup)
 

@@ -29,11 +29,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from comity.auth.services import TokenCache, check_token
 from comity.db import read_scope
 from comity.hazmat.httpsig import SignatureError, verify_request
 from comity.hazmat.keys import VerifyKey, b64e
-from comity.http import get_node
+from comity.http import check_bearer, get_node
 from comity.identity.models import Peer
 from comity.problems import Problem
 from comity.sharing.errors import (
@@ -106,17 +105,10 @@ async def _requester(request: Request, body: bytes | None) -> Requester:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        cache: TokenCache = request.app.state.tokens
-        candidate = token.strip()
-        if not cache.known(candidate):
-            def lookup() -> None:
-                with read_scope(node.sessions) as session:
-                    check_token(session, candidate)
-                cache.remember(candidate)
-            try:
-                await run_in_threadpool(lookup)
-            except Problem as e:
-                raise TaxiiUnauthorizedError(e.detail) from e
+        try:
+            await check_bearer(request, token.strip())
+        except Problem as e:
+            raise TaxiiUnauthorizedError(e.detail) from e
         return Requester(None)
     if "signature-input" in request.headers:
         def verify() -> Requester:
