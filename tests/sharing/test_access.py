@@ -169,3 +169,20 @@ def test_a_peer_without_write_access_is_refused(fed: LocalFederation) -> None:
     assert resp.status_code == 404
     resp = peer(fed, w.ke).post(objects_url(w.fr, w.cid), envelope(indicator(1)))
     assert resp.status_code == 202
+
+
+def test_a_shared_collection_that_takes_no_writes_answers_403(fed: LocalFederation) -> None:
+    fr, ke = fed.add("fr"), fed.add("ke")
+    fed.introduce(fr, ke)
+    fed.agree(fr, [ke], scope=scope())
+    cid = create_collection(fr)["id"]  # peers may read, not write
+    listed = peer(fed, ke).get(f"{fr.url}/taxii2/comity/collections/{cid}/").json()
+    assert (listed["can_read"], listed["can_write"]) == (True, False)
+    resp = peer(fed, ke).post(objects_url(fr, cid), envelope(indicator(1)))
+    assert resp.status_code == 403
+    assert resp.json()["error_code"] == "taxii-forbidden"
+    target = objects_url(fr, cid, f"objects/{indicator(1)['id']}/")
+    deleted = peer(fed, ke).request("DELETE", target)
+    assert deleted.status_code == 403
+    with fr.node.sessions() as session:
+        assert fr.node.sharing.stats(session)["objects"] == 0
