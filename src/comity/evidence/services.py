@@ -275,19 +275,19 @@ class Evidence:
         Never raises for peer or transport problems: they are recorded and
         retried with backoff.
         """
+        try:
+            pkg = self._load(package_id)
+        except PackageNotFoundError:
+            return True
+        if pkg.status != "packaged":
+            return True
         with read_scope(self.sessions) as session:
-            pkg = session.scalar(select(EvidencePackage).where(
-                EvidencePackage.package_id == package_id))
-            if pkg is None or pkg.status != "packaged":
-                return True
             peer = get_peer(session, pkg.peer_id)
             url, peer_key = peer.url, VerifyKey(peer.signing_key)
-            signed = orjson.loads(pkg.manifest)
-            attempts, digest = pkg.attempts, pkg.digest
-            pkg_serial, pkg_request, pkg_peer = pkg.signer_serial, pkg.request_id, pkg.peer_id
+        attempts, digest = pkg.attempts, pkg.digest
         try:
-            manifest = parse_signed_manifest(signed, self._signer_key(pkg_serial, None))
-            self._authorized(pkg_request, pkg_peer)
+            manifest = self._manifest(pkg)
+            self._authorized(pkg.request_id, pkg.peer_id)
             path = f"/federation/evidence/{package_id}"
             resp = client.get(url + path, headers=self._signed_headers("GET", path, 0))
             if resp.status_code != 200:
@@ -319,21 +319,21 @@ class Evidence:
             delay = min(self.settings.retry_max_seconds,
                         self.settings.retry_base_seconds * 2 ** min(attempts, 16))
             with session_scope(self.sessions) as session:
-                pkg = session.scalar(select(EvidencePackage).where(
+                row = session.scalar(select(EvidencePackage).where(
                     EvidencePackage.package_id == package_id).with_for_update())
-                if pkg is not None:
-                    pkg.attempts += 1
-                    pkg.last_error = f"{type(e).__name__}: {e}"[:2000]
-                    pkg.next_attempt_at = self.clock.now() + dt.timedelta(seconds=delay)
+                if row is not None:
+                    row.attempts += 1
+                    row.last_error = f"{type(e).__name__}: {e}"[:2000]
+                    row.next_attempt_at = self.clock.now() + dt.timedelta(seconds=delay)
             log.warning("evidence upload %s: %s", package_id, e)
             return False
         with session_scope(self.sessions) as session:
-            pkg = session.scalar(select(EvidencePackage).where(
+            row = session.scalar(select(EvidencePackage).where(
                 EvidencePackage.package_id == package_id).with_for_update())
-            if pkg is not None and pkg.status == "packaged":
-                pkg.status = "sent"
-                pkg.receipt = canonical.dumps(receipt).decode()
-                pkg.updated_at = self.clock.now()
+            if row is not None and row.status == "packaged":
+                row.status = "sent"
+                row.receipt = canonical.dumps(receipt).decode()
+                row.updated_at = self.clock.now()
                 self.custody(session, package_id, "sent", digest=digest,
                              detail={"receipt": receipt})
         return True
@@ -396,17 +396,32 @@ class Evidence:
         Raises:
             PackageNotFoundError: no such package from this peer.
         """
+        pkg = self._load(package_id)
+        if pkg.direction != "in" or pkg.peer_id != peer.node_id:
+            raise PackageNotFoundError(f"no evidence package {package_id} is expected "
+                                       "from this peer")
+        self._authorized(pkg.request_id, peer.node_id)
+        return pkg, self._manifest(pkg)
+
+    def _load(self, package_id: str) -> EvidencePackage:
+        """The package's row, detached.
+
+        Raises:
+            PackageNotFoundError
+        """
         with read_scope(self.sessions) as session:
             pkg = session.scalar(select(EvidencePackage).where(
-                EvidencePackage.package_id == package_id, EvidencePackage.direction == "in",
-                EvidencePackage.peer_id == peer.node_id))
+                EvidencePackage.package_id == package_id))
             if pkg is None:
-                raise PackageNotFoundError(f"no evidence package {package_id} is expected "
-                                           "from this peer")
+                raise PackageNotFoundError(f"no evidence package {package_id!r} here")
             session.expunge(pkg)
-        self._authorized(pkg.request_id, peer.node_id)
-        return pkg, parse_signed_manifest(orjson.loads(pkg.manifest),
-                                          self._signer_key(pkg.signer_serial, peer.node_id))
+        return pkg
+
+    def _manifest(self, pkg: EvidencePackage) -> Manifest:
+        """The package's stored manifest, checked again against the key that signed it."""
+        signer = None if pkg.direction == "out" else pkg.peer_id
+        return parse_signed_manifest(orjson.loads(pkg.manifest),
+                                     self._signer_key(pkg.signer_serial, signer))
 
     def _signer_key(self, serial: int, peer_id: str | None) -> VerifyKey:
         """The key that signed a stored manifest: ours or the peer's, of that card serial.
@@ -487,14 +502,8 @@ class Evidence:
         return encryption_key_for(self.settings.data_dir, serial)
 
     def _held(self, package_id: str) -> tuple[EvidencePackage, Manifest]:
-        with read_scope(self.sessions) as session:
-            pkg = session.scalar(select(EvidencePackage).where(
-                EvidencePackage.package_id == package_id))
-            if pkg is None:
-                raise PackageNotFoundError(f"no evidence package {package_id!r} here")
-            session.expunge(pkg)
-        key = self._signer_key(pkg.signer_serial, None if pkg.direction == "out" else pkg.peer_id)
-        return pkg, parse_signed_manifest(orjson.loads(pkg.manifest), key)
+        pkg = self._load(package_id)
+        return pkg, self._manifest(pkg)
 
     def verify(self, package_id: str, *, by: str | None = None, progress: Any = None
                ) -> dict[str, Any]:
