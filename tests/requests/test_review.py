@@ -174,3 +174,16 @@ def test_evidence_stops_when_the_agreement_ends(fed: LocalFederation, tmp_path: 
     assert fr.api("GET", f"/api/evidence/{pid}")["status"] == "announced"
     assert not any(fr.node.evidence.in_dir(pid).glob("*.enc"))
     assert "agreement" in ke.api("GET", f"/api/evidence/{pid}")["last_error"]
+
+
+def test_the_deadline_shown_is_the_one_in_force(fed: LocalFederation) -> None:
+    fr, ke, aid = two_authorities(fed)
+    rid = send_request(fed, fr, ke, aid, mla([]))
+    act(fed, ke, rid, "acknowledge", reference="K")
+    until = ts(fed.clock.now() + dt.timedelta(days=10))
+    act(fed, ke, rid, "postpone", reasons="Our own investigation.", until=until)
+    for side in (fr, ke):
+        shown = side.api("GET", f"/api/requests/{rid}")
+        assert shown["due"]["kind"] == "postponement-ends"
+        assert [(d["kind"], d["due"]) for d in shown["deadlines"]] == [
+            ("postponement-ends", until)]

@@ -611,11 +611,16 @@ class Requests:
         return int(session.scalar(select(func.max(RequestEvent.n)).where(
             RequestEvent.request_id == request_id, RequestEvent.side == side.value)) or 0)
 
-    def deadlines(self, session: Session, row: Request) -> list[Deadline]:
-        """Every deadline that applies to the request now."""
-        spec = self.catalog.type(row.type)
-        nxt = self._next_deadline(session, row, spec, None)
-        return [nxt] if nxt else []
+    @staticmethod
+    def deadlines(row: Request) -> list[Deadline]:
+        """The deadline in force, as the last replay stored it (never recomputed apart)."""
+        if row.due_at is None or row.due_kind is None:
+            return []
+        reason = None
+        if row.due_kind == "response":
+            asked = orjson.loads(row.document)["requested_deadline"]
+            reason = asked["reason"] if asked else None
+        return [Deadline(row.due_kind, row.due_at, row.due_basis or "", reason)]
 
     def _next_deadline(self, session: Session, row: Request, spec: RequestTypeSpec,
                        postponed_until: dt.datetime | None) -> Deadline | None:
@@ -686,7 +691,7 @@ class Requests:
                     InboxMessage.message_id.in_(ids))):
                 transport[mid] = "received"
         now = self.clock.now()
-        deadlines = self.deadlines(session, row)
+        deadlines = self.deadlines(row)
         state = State(row.state)
         allowed = ([] if state in lifecycle.LOCAL else
                    list(lifecycle.allowed_events(_side(row), state,
