@@ -96,18 +96,10 @@ def show(request: Request, request_id: str) -> Response:
 
 def _local(request: Request, request_id: str, step: str, body: ByBody) -> Response:
     node = get_node(request)
-    svc = node.requests
     with session_scope(node.sessions) as session:
-        if step == "submit":
-            svc.submit(session, request_id, by=body.by)
-        elif step == "approve":
-            svc.approve(session, request_id, by=body.by)
-        elif step == "return":
-            svc.return_to_draft(session, request_id, by=body.by, reasons=body.reasons)
-        else:
-            svc.send(session, request_id, by=body.by)
+        node.requests.local_step(session, request_id, step, by=body.by, reasons=body.reasons)
     with read_scope(node.sessions) as session:
-        return json_response(svc.show(session, request_id))
+        return json_response(node.requests.show(session, request_id))
 
 
 @router.post("/{request_id}/submit", summary="Submit a draft for approval")

@@ -159,14 +159,8 @@ def _step(name: str, doc: str) -> None:
     def command(data_dir: DataDir, request_id: str, by: By = None,
                 as_json: JsonOut = False) -> None:
         node = open_node(data_dir)
-        svc = node.requests
-        steps: dict[str, Callable[[Any], Any]] = {
-            "submit": lambda s: svc.submit(s, request_id, by=by),
-            "approve": lambda s: svc.approve(s, request_id, by=by),
-            "return": lambda s: svc.return_to_draft(s, request_id, by=by),
-            "send": lambda s: svc.send(s, request_id, by=by),
-        }
-        shown = _do(node, steps[name], request_id)
+        shown = _do(node, lambda s: node.requests.local_step(s, request_id, name, by=by),
+                    request_id)
         if as_json:
             print_json(shown)
         else:

@@ -214,6 +214,23 @@ class Requests:
         row.approved_by = by
         return row
 
+    def local_step(self, session: Session, request_id: str, step: str, *,
+                   by: str | None = None, reasons: str | None = None) -> Request:
+        """One of the requesting node's own steps: submit, approve, return or send.
+
+        Raises:
+            IllegalTransitionError: ``step`` is none of them (or not allowed now).
+        """
+        if step == "submit":
+            return self.submit(session, request_id, by=by)
+        if step == "approve":
+            return self.approve(session, request_id, by=by)
+        if step == "return":
+            return self.return_to_draft(session, request_id, by=by, reasons=reasons)
+        if step == "send":
+            return self.send(session, request_id, by=by)
+        raise IllegalTransitionError(f"unknown step {step!r}")
+
     @staticmethod
     def _submitters(session: Session, request_id: str) -> set[str]:
         return {b for b in session.scalars(select(RequestEvent.by).where(
