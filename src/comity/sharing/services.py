@@ -118,6 +118,7 @@ class Sharing:
         self.clock = clock
         self.agreements = agreements
         self.default_tlp = TLP(settings.sharing_default_tlp)
+        self._cursor_secret: tuple[int, bytes] | None = None
 
     # -- collections -----------------------------------------------------------
 
@@ -392,9 +393,13 @@ class Sharing:
 
     def _cursor_key(self) -> bytes:
         # Ed25519 signatures are deterministic: every process holding the node
-        # key derives the same secret, and nothing more is stored.
-        sig = self.identity.get().signing_key.sign(_CURSOR_DOMAIN)
-        return hashlib.sha256(_CURSOR_DOMAIN + sig).digest()
+        # key derives the same secret, and nothing more is stored. Derived once
+        # per card serial, not once per page.
+        local = self.identity.get()
+        if self._cursor_secret is None or self._cursor_secret[0] != local.serial:
+            sig = local.signing_key.sign(_CURSOR_DOMAIN)
+            self._cursor_secret = (local.serial, hashlib.sha256(_CURSOR_DOMAIN + sig).digest())
+        return self._cursor_secret[1]
 
     def make_cursor(self, collection_id: str, seq: int, filters: Filters) -> str:
         payload = orjson.dumps({"c": collection_id, "s": seq, "f": filters.digest()})
