@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, insert, text
 
+from bench.federation import percentile
 from comity.localnet import LocalNode, spawn
 from comity.node import Node
 from comity.pgcluster import Cluster
@@ -40,11 +41,6 @@ OFFENCES = ["illegal-access", "computer-related-fraud", "csam", "data-interferen
             "system-interference", "misuse-of-devices"]
 COUNTRIES = ["FR", "KE", "CN", "BR", "IN", "ZA", "DE", "JP", "NG", "AR", "EG", "ID"]
 STATES = [s.value for s in State]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def fill(node: Node, n: int, seed: int = 7) -> None:

@@ -73,6 +73,7 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
+from bench.federation import percentile
 from bench.medallion_server import running_medallion
 from bench.taxii_raw import raw_baseline
 from comity.localnet import LocalNode, free_port
@@ -229,11 +230,6 @@ class TaxiiClient:
 
 
 # --- Phases ------------------------------------------------------------------------------------
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
 
 def stats(ms: list[float]) -> dict[str, Any]:
     if not ms:
