@@ -144,6 +144,8 @@ async def _serve(request: Request, handler: Handler, *, body: bool = False) -> R
                 raise UnsupportedContentTypeError(f"send {TAXII_MEDIA_TYPE}, not {ctype!r}")
             raw = await request.body()
         who = await _requester(request, raw)
+        if "root" in request.path_params:
+            _root(request.path_params["root"])
         request.state.taxii_body = raw
         response = await handler(request, who)
     except Problem as e:
@@ -204,7 +206,7 @@ def _limit(request: Request) -> int:
     return min(limit, MAX_PAGE)
 
 
-def _root(request: Request, root: str) -> None:
+def _root(root: str) -> None:
     if root != API_ROOT:
         from comity.sharing.errors import ObjectNotFoundError
 
@@ -245,7 +247,6 @@ async def discovery(request: Request) -> Response:
 @router.get("/{root}/", summary="TAXII API root")
 async def api_root(request: Request, root: str) -> Response:
     async def handle(_: Request, __: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
         return _taxii({"title": "Comity collections", "versions": [TAXII_MEDIA_TYPE],
                        "max_content_length": node.settings.taxii_max_content_length})
@@ -255,7 +256,6 @@ async def api_root(request: Request, root: str) -> Response:
 @router.get("/{root}/status/{status_id}/", summary="TAXII status resource")
 async def status(request: Request, root: str, status_id: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
 
         def work() -> dict[str, Any]:
@@ -278,7 +278,6 @@ def _collection_doc(c: dict[str, Any], can_read: bool, can_write: bool) -> dict[
 @router.get("/{root}/collections/", summary="TAXII collections")
 async def collections(request: Request, root: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
 
         def work() -> list[dict[str, Any]]:
@@ -293,7 +292,6 @@ async def collections(request: Request, root: str) -> Response:
 @router.get("/{root}/collections/{cid}/", summary="TAXII collection")
 async def collection(request: Request, root: str, cid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
 
         def work() -> dict[str, Any]:
@@ -344,7 +342,6 @@ async def _objects_page(request: Request, who: Requester, cid: str, endpoint: st
 @router.get("/{root}/collections/{cid}/objects/", summary="TAXII get objects")
 async def get_objects(request: Request, root: str, cid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         return await _objects_page(request, who, cid, "objects")
     return await _serve(request, handle)
 
@@ -352,7 +349,6 @@ async def get_objects(request: Request, root: str, cid: str) -> Response:
 @router.get("/{root}/collections/{cid}/manifest/", summary="TAXII manifest")
 async def manifest(request: Request, root: str, cid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         return await _objects_page(request, who, cid, "manifest")
     return await _serve(request, handle)
 
@@ -360,7 +356,6 @@ async def manifest(request: Request, root: str, cid: str) -> Response:
 @router.get("/{root}/collections/{cid}/objects/{oid}/", summary="TAXII get an object")
 async def get_object(request: Request, root: str, cid: str, oid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         return await _objects_page(request, who, cid, "object", oid)
     return await _serve(request, handle)
 
@@ -369,7 +364,6 @@ async def get_object(request: Request, root: str, cid: str, oid: str) -> Respons
             summary="TAXII versions of an object")
 async def versions(request: Request, root: str, cid: str, oid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         return await _objects_page(request, who, cid, "versions", oid)
     return await _serve(request, handle)
 
@@ -378,7 +372,6 @@ async def versions(request: Request, root: str, cid: str, oid: str) -> Response:
             summary="Comity extension: additions and deletions in order, for syncing partners")
 async def changes(request: Request, root: str, cid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
         q = request.query_params
         for key in q:
@@ -406,7 +399,6 @@ async def changes(request: Request, root: str, cid: str) -> Response:
 @router.post("/{root}/collections/{cid}/objects/", summary="TAXII add objects")
 async def add_objects(request: Request, root: str, cid: str) -> Response:
     async def handle(req: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
         raw: bytes = req.state.taxii_body
 
@@ -424,7 +416,6 @@ async def add_objects(request: Request, root: str, cid: str) -> Response:
 @router.delete("/{root}/collections/{cid}/objects/{oid}/", summary="TAXII delete an object")
 async def delete_object(request: Request, root: str, cid: str, oid: str) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        _root(request, root)
         node = get_node(request)
         _filters(request, "object")  # refuses unknown parameters
         versions = tuple(request.query_params.get("match[version]", "all").split(","))
