@@ -17,10 +17,10 @@ import orjson
 from comity.clock import Clock
 from comity.hazmat.httpsig import sign_request
 from comity.identity.services import IdentityHolder
+from comity.sharing.taxii import TAXII_MEDIA_TYPE
 
 __all__ = ["TAXII_MEDIA_TYPE", "PeerTaxiiClient"]
 
-TAXII_MEDIA_TYPE = "application/taxii+json;version=2.1"
 
 
 class PeerTaxiiClient:
