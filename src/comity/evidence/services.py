@@ -61,11 +61,10 @@ from comity.evidence.package import (
 from comity.federation.errors import InvalidBodyError, PayloadTooLargeError
 from comity.federation.models import OutboxMessage
 from comity.hazmat import canonical
-from comity.hazmat.keys import BadSignature, EncryptionKey, VerifyKey, b64d, b64e
+from comity.hazmat.keys import BadSignature, VerifyKey, b64d, b64e
 from comity.identity.models import Peer, PeerCard
 from comity.identity.services import (
     IdentityHolder,
-    encryption_key_for,
     get_peer,
     stored_card,
 )
@@ -495,12 +494,6 @@ class Evidence:
 
     # -- the requester's checks ------------------------------------------------
 
-    def _recipient_key(self, serial: int) -> EncryptionKey:
-        local = self.identity.get()
-        if serial == local.serial:
-            return local.encryption_key
-        return encryption_key_for(self.settings.data_dir, serial)
-
     def _held(self, package_id: str) -> tuple[EvidencePackage, Manifest]:
         pkg = self._load(package_id)
         return pkg, self._manifest(pkg)
@@ -521,7 +514,7 @@ class Evidence:
                                     "only a fully received package can be verified")
         try:
             verify_package(manifest, self.in_dir(package_id),
-                           self._recipient_key(manifest.recipient_serial), progress)
+                           self.identity.encryption_key(manifest.recipient_serial), progress)
         except TamperedError as e:
             self._mark(package_id, "rejected", {"reason": e.detail}, by)
             raise
@@ -538,7 +531,7 @@ class Evidence:
                                     "only a fully received package can be opened")
         try:
             paths = open_package(manifest, self.in_dir(package_id), out_dir,
-                                 self._recipient_key(manifest.recipient_serial), progress)
+                                 self.identity.encryption_key(manifest.recipient_serial), progress)
         except TamperedError as e:
             self._mark(package_id, "rejected", {"reason": e.detail}, by)
             raise

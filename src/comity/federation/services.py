@@ -70,7 +70,6 @@ from comity.identity.models import PeerCard
 from comity.identity.services import (
     IdentityHolder,
     LocalIdentity,
-    encryption_key_for,
     get_peer,
     import_cards,
     require_peer,
@@ -214,9 +213,8 @@ class Federation:
         Raises:
             InvalidBodyError
         """
-        local_dir = self.settings.data_dir
         body = open_body(message.body, salt=message.header["salt"],
-                         key_for=lambda serial: encryption_key_for(local_dir, serial))
+                         key_for=self.identity.encryption_key)
         return dataclasses.replace(message, body=body)
 
     def enqueue(self, session: Session, prepared: Prepared) -> OutboxMessage:

@@ -242,6 +242,18 @@ class IdentityHolder:
                     self._stamp = stamp
         return self._identity
 
+    def encryption_key(self, serial: int) -> EncryptionKey:
+        """This node's X25519 key of card ``serial``: the current one from memory, an
+        earlier one from its file (kept after rotations to read what was sealed to it).
+
+        Raises:
+            FileNotFoundError, KeyFormatError
+        """
+        local = self.get()
+        if serial == local.serial:
+            return local.encryption_key
+        return encryption_key_for(self._data_dir, serial)
+
 
 # -- peers ------------------------------------------------------------------
 
