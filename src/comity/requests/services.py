@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -784,9 +783,6 @@ class Requests:
             .order_by(Request.due_at).limit(1000))
         return [summary(r, now) for r in rows]
 
-    def count(self, session: Session) -> int:
-        return int(session.scalar(select(func.count()).select_from(Request)) or 0)
-
 
 def _due_status(due: dt.datetime | None, now: dt.datetime) -> str | None:
     if due is None:
@@ -813,7 +809,3 @@ def summary(row: Request, now: dt.datetime) -> dict[str, Any]:
             "due": None if row.due_at is None else {
                 "kind": row.due_kind, "at": ts(row.due_at), "basis": row.due_basis,
                 "status": _due_status(row.due_at, now)}}
-
-
-def event_names() -> Sequence[str]:
-    return sorted(EVENTS)
