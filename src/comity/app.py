@@ -80,6 +80,9 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
         ("/taxii2/", node.settings.taxii_max_content_length),
         ("/api", node.settings.max_api_body_bytes),
     ])
+    # Routes are matched in order, and TAXII pages are the bulk of a busy
+    # node's traffic: its router is tried first.
+    app.include_router(taxii_router)
     app.include_router(identity_router)
     app.include_router(agreements_router)
     app.include_router(messages_router)
@@ -90,7 +93,6 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(evidence_router)
     app.include_router(evidence_peer_router)
     app.include_router(reports_router)
-    app.include_router(taxii_router)
     app.include_router(sharing_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")

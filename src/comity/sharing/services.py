@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, Table, delete, insert, or_, select, update
+from sqlalchemy import Select, Table, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from comity.agreements.authorization import Purpose, authorize
@@ -42,7 +42,7 @@ from comity.agreements.schemas import TLP
 from comity.agreements.services import list_agreements
 from comity.clock import Clock, format_ts
 from comity.config import Settings
-from comity.db import read_scope, session_scope
+from comity.db import BulkInsert, read_scope, session_scope
 from comity.hazmat.keys import b64d, b64e
 from comity.identity.services import IdentityHolder
 from comity.sharing.errors import (
@@ -59,6 +59,7 @@ from comity.sharing.stix import StixError, check_object
 __all__ = ["Access", "Filters", "Page", "Sharing"]
 
 _CURSOR_DOMAIN = b"comity.taxii.cursor.v1"
+_PURGE_EVERY = dt.timedelta(minutes=1)
 STIX_MEDIA_TYPE = "application/stix+json;version=2.1"
 
 
@@ -100,6 +101,41 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _NewVersion:
+    """A checked object version on its way into ``stix_objects``."""
+
+    object_id: str
+    type: str
+    spec_version: str
+    version: str
+    version_at: dt.datetime
+    versionless: bool
+    revoked: bool
+    tlp: str | None
+    body: bytes
+    latest: bool = True
+    first: bool = True
+
+
+@dataclass(slots=True)
+class _HeldVersion:
+    """A version of an object being added to: stored (``seq``) or in this batch (``new``)."""
+
+    version_at: dt.datetime
+    body: bytes
+    latest: bool
+    first: bool
+    seq: int | None
+    new: _NewVersion | None = None
+
+
+_INSERT_VERSIONS = BulkInsert(cast(Table, StixObject.__table__), (
+    "collection_id", "kind", "object_id", "type", "spec_version", "version", "version_at",
+    "date_added", "latest", "first", "deleted", "revoked", "tlp", "origin", "received_under",
+    "recipients", "size", "body", "provenance"))
+
+
 def _coll_dict(c: SharingCollection) -> dict[str, Any]:
     return {"id": c.collection_id, "name": c.name, "title": c.title,
             "description": c.description, "peers_can_write": c.peers_can_write,
@@ -119,6 +155,7 @@ class Sharing:
         self.agreements = agreements
         self.default_tlp = TLP(settings.sharing_default_tlp)
         self._cursor_secret: tuple[int, bytes] | None = None
+        self._purged_at: dt.datetime | None = None
 
     # -- collections -----------------------------------------------------------
 
@@ -241,22 +278,27 @@ class Sharing:
         rcpt = sorted(set(recipients))
         successes: list[dict[str, Any]] = []
         failures: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []
+        checked: list[_NewVersion] = []
         for obj in objects:
-            row = self._row(obj, acc, requester, now, rcpt, failures)
-            if row is not None:
-                row["provenance"] = provenance
-                rows.append(row)
+            version = self._checked(obj, acc, now, failures)
+            if version is not None:
+                checked.append(version)
         # The collection's row lock: writers of one collection commit in
         # seq order, so no reader's cursor can pass a row still in flight.
         session.execute(update(SharingCollection).where(
             SharingCollection.collection_id == acc.collection_id).values(
             writes=SharingCollection.writes + 1))
-        self._store(session, acc.collection_id, rows, successes, failures)
+        new = self._new_versions(session, acc.collection_id, checked, successes, failures)
+        rcpt_json = orjson.dumps(rcpt).decode() if rcpt else None
+        _INSERT_VERSIONS(session.connection(), [
+            (acc.collection_id, "object", v.object_id, v.type, v.spec_version, v.version,
+             v.version_at, now, v.latest, v.first, False, v.revoked, v.tlp,
+             requester.node_id, acc.agreement_id, rcpt_json, len(v.body), v.body, provenance)
+            for v in new])
         return successes, failures
 
-    def _row(self, obj: object, acc: Access, requester: Requester, now: dt.datetime,
-             recipients: list[str], failures: list[dict[str, Any]]) -> dict[str, Any] | None:
+    def _checked(self, obj: object, acc: Access, now: dt.datetime,
+                 failures: list[dict[str, Any]]) -> _NewVersion | None:
         try:
             meta = check_object(obj)
         except StixError as e:
@@ -271,23 +313,25 @@ class Sharing:
                              f"TLP:{level.value.upper()} is above this collection's ceiling "
                              f"TLP:{acc.ceiling.value.upper()}"})
             return None
-        body = orjson.dumps(obj)
-        return {"_versionless": meta.version is None, "collection_id": acc.collection_id,
-                "kind": "object", "object_id": meta.id,
-                "type": meta.type, "spec_version": meta.spec_version or "2.1",
-                "version": version, "version_at": parse_rfc3339(version), "date_added": now,
-                "latest": True, "first": True, "deleted": False, "revoked": meta.revoked,
-                "tlp": None if meta.tlp is None else meta.tlp.value,
-                "origin": requester.node_id, "received_under": acc.agreement_id,
-                "recipients": orjson.dumps(recipients).decode() if recipients else None,
-                "size": len(body), "body": body}
+        return _NewVersion(
+            object_id=meta.id, type=meta.type, spec_version=meta.spec_version or "2.1",
+            version=version, version_at=parse_rfc3339(version),
+            versionless=meta.version is None, revoked=meta.revoked,
+            tlp=None if meta.tlp is None else meta.tlp.value, body=orjson.dumps(obj))
 
-    def _store(self, session: Session, collection_id: str, rows: list[dict[str, Any]],
-               successes: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        ids = sorted({r["object_id"] for r in rows})
-        held: dict[str, list[dict[str, Any]]] = {}
+    def _new_versions(self, session: Session, collection_id: str, checked: list[_NewVersion],
+                      successes: list[dict[str, Any]], failures: list[dict[str, Any]]
+                      ) -> list[_NewVersion]:
+        """The versions of ``checked`` to insert, with ``latest`` and ``first`` set.
+
+        An exact duplicate of a held version is a success, a different object
+        with a held id and version a failure. Held versions whose ``latest``
+        or ``first`` changes are updated here.
+        """
+        if not checked:
+            return []
+        ids = sorted({v.object_id for v in checked})
+        held: dict[str, list[_HeldVersion]] = {}
         for start in range(0, len(ids), 500):
             for seq, oid, at, body, latest, first in session.execute(select(
                     StixObject.seq, StixObject.object_id, StixObject.version_at,
@@ -295,51 +339,48 @@ class Sharing:
                     StixObject.collection_id == collection_id, StixObject.kind == "object",
                     StixObject.deleted.is_(False),
                     StixObject.object_id.in_(ids[start:start + 500]))):
-                held.setdefault(oid, []).append({"seq": seq, "version_at": at, "body": body,
-                                                 "latest": latest, "first": first})
-        new: list[dict[str, Any]] = []
-        for r in rows:
-            versions = held.setdefault(r["object_id"], [])
+                held.setdefault(oid, []).append(_HeldVersion(at, body, latest, first, seq))
+        new: list[_NewVersion] = []
+        for v in checked:
+            versions = held.setdefault(v.object_id, [])
             # An observable (SCO) has no versions: whatever was first stored is it.
-            same = [v for v in versions
-                    if r["_versionless"] or v["version_at"] == r["version_at"]]
+            same = [h for h in versions if v.versionless or h.version_at == v.version_at]
             if same:
-                if same[0]["body"] == r["body"] or orjson.loads(same[0]["body"]) == orjson.loads(
-                        r["body"]):
+                if same[0].body == v.body or orjson.loads(same[0].body) == orjson.loads(v.body):
                     # TAXII 2.1 §5.5: an exact duplicate is not an error.
-                    successes.append({"id": r["object_id"], "version": r["version"],
+                    successes.append({"id": v.object_id, "version": v.version,
                                       "message": "already added"})
                 else:
-                    failures.append({"id": r["object_id"], "version": r["version"],
+                    failures.append({"id": v.object_id, "version": v.version,
                                      "message": "another object with this id and version "
                                                 "is held"})
                 continue
-            versions.append({"seq": None, "version_at": r["version_at"], "row": r,
-                             "body": r["body"], "latest": True, "first": True})
-            new.append(r)
-            successes.append({"id": r["object_id"], "version": r["version"]})
-        flips: list[dict[str, Any]] = []
-        for oid in {r["object_id"] for r in new}:
+            versions.append(_HeldVersion(v.version_at, v.body, True, True, None, v))
+            new.append(v)
+            successes.append({"id": v.object_id, "version": v.version})
+        for oid in {v.object_id for v in new}:
             versions = held[oid]
-            top = max(v["version_at"] for v in versions)
-            bottom = min(v["version_at"] for v in versions)
-            for v in versions:
-                latest, first = v["version_at"] == top, v["version_at"] == bottom
-                if v["seq"] is None:
-                    v["row"]["latest"], v["row"]["first"] = latest, first
-                elif (latest, first) != (v["latest"], v["first"]):
-                    flips.append({"s": v["seq"], "latest": latest, "first": first})
-        if flips:
-            for f in flips:
-                session.execute(update(StixObject).where(StixObject.seq == f["s"]).values(
-                    latest=f["latest"], first=f["first"]))
-        if new:
-            session.execute(insert(cast(Table, StixObject.__table__)),
-                            [{k: v for k, v in r.items() if k != "_versionless"} for r in new])
+            if len(versions) == 1:
+                continue  # the only version: latest and first, as it was made
+            top = max(h.version_at for h in versions)
+            bottom = min(h.version_at for h in versions)
+            for h in versions:
+                latest, first = h.version_at == top, h.version_at == bottom
+                if h.new is not None:
+                    h.new.latest, h.new.first = latest, first
+                elif (latest, first) != (h.latest, h.first):
+                    session.execute(update(StixObject).where(StixObject.seq == h.seq).values(
+                        latest=latest, first=first))
+        return new
 
     def _purge_statuses(self, session: Session, now: dt.datetime) -> None:
+        # Once a minute per process is enough: statuses are kept at least the
+        # retention period, never exactly that long.
+        if self._purged_at is not None and now - self._purged_at < _PURGE_EVERY:
+            return
         keep = dt.timedelta(seconds=self.settings.taxii_status_retention_seconds)
         session.execute(delete(TaxiiStatus).where(TaxiiStatus.completed_at < now - keep))
+        self._purged_at = now
 
     def delete_object(self, collection_id: str, object_id: str, requester: Requester,
                       versions: tuple[str, ...], *, check_access: bool = True) -> int:
@@ -436,10 +477,13 @@ class Sharing:
                  if next_token else None)
         # date_added is read for the first and last rows only: converting it
         # for every row was a third of the cost of a page.
-        cols = [StixObject.seq, StixObject.tlp, StixObject.origin,
-                StixObject.received_under, StixObject.recipients, *columns]
-        q = select(*cols).where(StixObject.collection_id == acc.collection_id,
-                                StixObject.kind == "object", StixObject.deleted.is_(False))
+        # The release policy's inputs are read only when there is a policy to
+        # apply: the local operator sees everything.
+        policy: list[Any] = [] if requester.local else [StixObject.tlp, StixObject.origin,
+                                             StixObject.received_under, StixObject.recipients]
+        q = select(StixObject.seq, *policy, *columns).where(
+            StixObject.collection_id == acc.collection_id, StixObject.kind == "object",
+            StixObject.deleted.is_(False))
         if object_id is not None:
             q = q.where(StixObject.object_id == object_id)
         if filters.ids:
@@ -454,10 +498,12 @@ class Sharing:
             q = q.where(StixObject.seq > after)
         q = _version_filter(q, filters.versions)
         # Core, not ORM: plain rows, none of the ORM's per-row bookkeeping.
-        raw = list(session.connection().execute(q.order_by(StixObject.seq).limit(limit + 1)))
+        raw = list(session.connection().execute(q.order_by(StixObject.seq).limit(limit + 1))
+                   .all())
         more = len(raw) > limit
         raw = raw[:limit]
-        released = [r for r in raw if self._releasable(session, r, requester, acc)]
+        released = raw if requester.local else [
+            r for r in raw if self._releasable(session, r, requester, acc)]
         page = Page(released, more, self.make_cursor(acc.collection_id, raw[-1].seq, filters)
                     if more else None)
         if released:

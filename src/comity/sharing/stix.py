@@ -259,10 +259,20 @@ def _valid_type(name: str) -> bool:
     return _TYPE.fullmatch(name) is not None and "--" not in name
 
 
+# Property names already found valid. Objects of one kind repeat the same
+# few names, so most checks are one set lookup instead of a regex match;
+# bounded, so a flood of distinct names cannot grow it without limit.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 4096
+
+
 def _check_property_names(obj: dict[Any, Any]) -> None:
     for name, value in obj.items():
-        if not isinstance(name, str) or (name != "id" and _PROPERTY.fullmatch(name) is None):
-            raise StixError(f"property name {_show(name)}", "must match ^[a-z0-9_]{3,250}$")
+        if name not in _GOOD_NAMES:
+            if not isinstance(name, str) or (name != "id" and _PROPERTY.fullmatch(name) is None):
+                raise StixError(f"property name {_show(name)}", "must match ^[a-z0-9_]{3,250}$")
+            if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+                _GOOD_NAMES.add(name)
         # The 2.1 JSON schemas allow neither null nor an empty list as a value.
         if value is None:
             raise StixError(name, "must not be null")
@@ -324,8 +334,10 @@ def _check_times(obj: dict[str, Any], type_: str, sco: bool) -> tuple[str | None
         if modified is None and type_ != "marking-definition":
             raise StixError("modified", f"required on a {type_}")
     created_at = None if created is None else _instant(created, "created")
-    modified_at = None if modified is None else _instant(modified, "modified")
-    if created_at is not None and modified_at is not None and modified_at < created_at:
+    if modified is None or modified == created:
+        return created, modified  # a first version: nothing more to compare
+    modified_at = _instant(modified, "modified")
+    if created_at is not None and modified_at < created_at:
         raise StixError("modified", "must not be earlier than created")
     return created, modified
 
