@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from comity.db import Base, UTCDateTime, bigint_pk
 
-__all__ = ["SharingCollection", "SharingCursor", "SharingProvenance", "StixObject",
+__all__ = ["IS_OBJECT", "SharingCollection", "SharingCursor", "SharingProvenance", "StixObject",
            "TaxiiStatus"]
 
 
@@ -46,9 +56,9 @@ class StixObject(Base):
     __tablename__ = "stix_objects"
     __table_args__ = (
         Index("ix_stix_objects_collection_seq", "collection_id", "seq"),
-        Index("ix_stix_objects_collection_object", "collection_id", "object_id", "version_at"),
         Index("ix_stix_objects_collection_type_seq", "collection_id", "type", "seq"),
-        # One row per (collection, object, version) among live objects.
+        # One row per (collection, object, version) among live objects; also
+        # the index of every lookup by object id (see IS_OBJECT).
         Index("uq_stix_objects_version", "collection_id", "object_id", "version_at",
               unique=True, sqlite_where=text("kind = 'object'"),
               postgresql_where=text("kind = 'object'")),
@@ -76,6 +86,13 @@ class StixObject(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     # The signed page of a partner it was fetched in (sharing_provenance.seq).
     provenance: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# "Is an object version, not a deletion", written as a literal rather than a
+# bound parameter: only then can SQLite and PostgreSQL (with prepared
+# statements) see that a query falls under the partial unique index
+# uq_stix_objects_version, the one index on object ids.
+IS_OBJECT = StixObject.kind == literal_column("'object'")
 
 
 class SharingProvenance(Base):

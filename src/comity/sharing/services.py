@@ -52,7 +52,7 @@ from comity.sharing.errors import (
     ObjectNotFoundError,
     TaxiiForbiddenError,
 )
-from comity.sharing.models import SharingCollection, StixObject, TaxiiStatus
+from comity.sharing.models import IS_OBJECT, SharingCollection, StixObject, TaxiiStatus
 from comity.sharing.policy import Holding, Requester, level_order, may_release
 from comity.sharing.stix import StixError, check_object
 
@@ -336,7 +336,7 @@ class Sharing:
             for seq, oid, at, body, latest, first in session.execute(select(
                     StixObject.seq, StixObject.object_id, StixObject.version_at,
                     StixObject.body, StixObject.latest, StixObject.first).where(
-                    StixObject.collection_id == collection_id, StixObject.kind == "object",
+                    StixObject.collection_id == collection_id, IS_OBJECT,
                     StixObject.deleted.is_(False),
                     StixObject.object_id.in_(ids[start:start + 500]))):
                 held.setdefault(oid, []).append(_HeldVersion(at, body, latest, first, seq))
@@ -402,7 +402,7 @@ class Sharing:
                 SharingCollection.collection_id == collection_id).values(
                 writes=SharingCollection.writes + 1))
             q = select(StixObject).where(
-                StixObject.collection_id == collection_id, StixObject.kind == "object",
+                StixObject.collection_id == collection_id, IS_OBJECT,
                 StixObject.deleted.is_(False), StixObject.object_id == object_id)
             q = _version_filter(q, versions or ("all",))
             rows = list(session.scalars(q))
@@ -421,7 +421,7 @@ class Sharing:
                     body=b"", provenance=r.provenance))
             session.flush()
             rest = list(session.scalars(select(StixObject).where(
-                StixObject.collection_id == collection_id, StixObject.kind == "object",
+                StixObject.collection_id == collection_id, IS_OBJECT,
                 StixObject.deleted.is_(False), StixObject.object_id == object_id)))
             if rest:
                 top = max(r.version_at for r in rest)
@@ -482,7 +482,7 @@ class Sharing:
         policy: list[Any] = [] if requester.local else [StixObject.tlp, StixObject.origin,
                                              StixObject.received_under, StixObject.recipients]
         q = select(StixObject.seq, *policy, *columns).where(
-            StixObject.collection_id == acc.collection_id, StixObject.kind == "object",
+            StixObject.collection_id == acc.collection_id, IS_OBJECT,
             StixObject.deleted.is_(False))
         if object_id is not None:
             q = q.where(StixObject.object_id == object_id)
@@ -569,7 +569,7 @@ class Sharing:
         from sqlalchemy import func
 
         n = session.scalar(select(func.count()).select_from(StixObject).where(
-            StixObject.kind == "object", StixObject.deleted.is_(False)))
+            IS_OBJECT, StixObject.deleted.is_(False)))
         return {"objects": int(n or 0)}
 
 

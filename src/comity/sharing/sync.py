@@ -42,7 +42,13 @@ from comity.identity.services import get_peer, stored_card
 from comity.ledger.sequencer import BackgroundLoop
 from comity.node import Node
 from comity.sharing.client import PeerTaxiiClient
-from comity.sharing.models import SharingCollection, SharingCursor, SharingProvenance, StixObject
+from comity.sharing.models import (
+    IS_OBJECT,
+    SharingCollection,
+    SharingCursor,
+    SharingProvenance,
+    StixObject,
+)
 from comity.sharing.policy import Requester
 from comity.sharing.services import Access
 from comity.sharing.taxii import response_signing_bytes
@@ -212,7 +218,7 @@ def _lacking(node: Node, local_id: str, adds: list[tuple[str, str]]) -> list[tup
         for start in range(0, len(ids), 500):
             held.update((oid, version) for oid, version in session.execute(
                 select(StixObject.object_id, StixObject.version).where(
-                    StixObject.collection_id == local_id, StixObject.kind == "object",
+                    StixObject.collection_id == local_id, IS_OBJECT,
                     StixObject.deleted.is_(False),
                     StixObject.object_id.in_(ids[start:start + 500]))))
     return [a for a in adds if a not in held]
