@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import Table, select, text
 
 from comity.config import Settings
-from comity.db import BulkInsert, make_engine, session_scope, sessionmaker_for, upgrade
+from comity.db import (
+    BulkInsert,
+    make_engine,
+    plain_rows,
+    session_scope,
+    sessionmaker_for,
+    upgrade,
+)
 from comity.sharing.models import StixObject
 
 COLUMNS = ("collection_id", "kind", "object_id", "type", "spec_version", "version",
@@ -63,3 +70,24 @@ def test_bulk_insert_stores_what_the_orm_stores(tmp_path: Path,
 def test_bulk_insert_refuses_an_unknown_column() -> None:
     with pytest.raises(ValueError, match="no column 'colour'"):
         BulkInsert(cast(Table, StixObject.__table__), ("object_id", "colour"))
+
+
+def test_plain_rows_converts_like_the_orm(tmp_path: Path,
+                                          db_url_factory: Callable[[str], str]) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=db_url_factory("p")))
+    try:
+        upgrade(engine)
+        sessions = sessionmaker_for(engine)
+        at = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+        with session_scope(sessions) as session:
+            session.add_all(StixObject(**_values(i, at)) for i in range(3))
+        q = select(StixObject.object_id, StixObject.date_added, StixObject.latest,
+                   StixObject.body, StixObject.tlp).order_by(StixObject.seq)
+        with session_scope(sessions) as session:
+            plain = plain_rows(session.connection(), q)
+            orm = [tuple(r) for r in session.execute(q)]
+        assert plain == orm
+        assert plain[0][1] == at and plain[0][1].tzinfo is not None
+        assert [type(v) for v in plain[1]] == [str, dt.datetime, bool, bytes, type(None)]
+    finally:
+        engine.dispose()

@@ -42,7 +42,7 @@ from comity.agreements.schemas import TLP
 from comity.agreements.services import list_agreements
 from comity.clock import Clock, format_ts
 from comity.config import Settings
-from comity.db import BulkInsert, read_scope, session_scope
+from comity.db import BulkInsert, plain_rows, read_scope, session_scope
 from comity.hazmat.keys import b64d, b64e
 from comity.identity.services import IdentityHolder
 from comity.sharing.errors import (
@@ -101,6 +101,15 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _CollectionKey:
+    """What access to a collection depends on; none of it ever changes."""
+
+    collection_id: str
+    name: str
+    peers_can_write: bool
+
+
 @dataclass(slots=True)
 class _NewVersion:
     """A checked object version on its way into ``stix_objects``."""
@@ -156,6 +165,7 @@ class Sharing:
         self.default_tlp = TLP(settings.sharing_default_tlp)
         self._cursor_secret: tuple[int, bytes] | None = None
         self._purged_at: dt.datetime | None = None
+        self._collections: dict[str, _CollectionKey] = {}
 
     # -- collections -----------------------------------------------------------
 
@@ -181,11 +191,19 @@ class Sharing:
         return [_coll_dict(c) for c in session.scalars(
             select(SharingCollection).order_by(SharingCollection.collection_id))]
 
-    def _collection(self, session: Session, collection_id: str) -> SharingCollection:
-        c = session.scalar(select(SharingCollection).where(
-            SharingCollection.collection_id == collection_id))
+    def _collection(self, session: Session, collection_id: str) -> _CollectionKey:
+        # A collection's id, name and write policy never change once it is
+        # made (nothing updates or deletes them), so every process may keep
+        # what it read; only collections that exist are remembered.
+        c = self._collections.get(collection_id)
         if c is None:
-            raise CollectionNotFoundError(f"no collection {collection_id}")
+            row = session.execute(select(
+                SharingCollection.collection_id, SharingCollection.name,
+                SharingCollection.peers_can_write).where(
+                SharingCollection.collection_id == collection_id)).first()
+            if row is None:
+                raise CollectionNotFoundError(f"no collection {collection_id}")
+            c = self._collections[collection_id] = _CollectionKey(*row)
         return c
 
     def access(self, session: Session, requester: Requester, collection_id: str) -> Access:
@@ -202,7 +220,7 @@ class Sharing:
         return acc
 
     def access_for(self, session: Session, requester: Requester,
-                   c: SharingCollection) -> Access | None:
+                   c: SharingCollection | _CollectionKey) -> Access | None:
         if requester.local:
             return Access(c.collection_id, c.name, True, True, None, None)
         assert requester.node_id is not None
@@ -472,7 +490,10 @@ class Sharing:
     def page(self, session: Session, acc: Access, requester: Requester, filters: Filters, *,
              limit: int, next_token: str | None, object_id: str | None = None,
              columns: Sequence[Any] = ()) -> Page:
-        """One page of object versions the requester may receive, in ``seq`` order."""
+        """One page of object versions the requester may receive, in ``seq`` order.
+
+        ``page.rows`` are tuples ``(seq, *columns)``.
+        """
         after = (self.read_cursor(next_token, acc.collection_id, filters)
                  if next_token else None)
         # date_added is read for the first and last rows only: converting it
@@ -497,20 +518,22 @@ class Sharing:
         if after is not None:
             q = q.where(StixObject.seq > after)
         q = _version_filter(q, filters.versions)
-        # Core, not ORM: plain rows, none of the ORM's per-row bookkeeping.
-        raw = list(session.connection().execute(q.order_by(StixObject.seq).limit(limit + 1))
-                   .all())
-        more = len(raw) > limit
-        raw = raw[:limit]
-        released = raw if requester.local else [
-            r for r in raw if self._releasable(session, r, requester, acc)]
-        page = Page(released, more, self.make_cursor(acc.collection_id, raw[-1].seq, filters)
+        fetched = plain_rows(session.connection(), q.order_by(StixObject.seq).limit(limit + 1))
+        more = len(fetched) > limit
+        fetched = fetched[:limit]
+        if requester.local:
+            released = fetched
+        else:
+            released = [(r[0], *r[5:]) for r in fetched
+                        if self._releasable(session, r[1:5], requester, acc)]
+        page = Page(released, more, self.make_cursor(acc.collection_id, fetched[-1][0], filters)
                     if more else None)
         if released:
-            ends = {seq: when for seq, when in session.connection().execute(
+            first, last = released[0][0], released[-1][0]
+            ends = {seq: at for seq, at in session.connection().execute(
                 select(StixObject.seq, StixObject.date_added).where(
-                    StixObject.seq.in_({released[0].seq, released[-1].seq})))}
-            page.first_added, page.last_added = ends[released[0].seq], ends[released[-1].seq]
+                    StixObject.seq.in_({first, last})))}
+            page.first_added, page.last_added = ends[first], ends[last]
         return page
 
     def changes(self, session: Session, acc: Access, requester: Requester, *, limit: int,
@@ -530,7 +553,8 @@ class Sharing:
         raw = list(session.execute(q.order_by(StixObject.seq).limit(limit + 1)))
         more = len(raw) > limit
         raw = raw[:limit]
-        released = [r for r in raw if self._releasable(session, r, requester, acc)]
+        released = [r for r in raw if self._releasable(
+            session, (r.tlp, r.origin, r.received_under, r.recipients), requester, acc)]
         last = raw[-1].seq if raw else after
         page = Page(released, more, self.make_cursor(acc.collection_id, last, marker)
                     if more else None)
@@ -539,17 +563,22 @@ class Sharing:
             page.first_added, page.last_added = released[0].date_added, released[-1].date_added
         return page
 
-    def _releasable(self, session: Session, row: Any, requester: Requester,
+    def _releasable(self, session: Session, policy: Sequence[Any], requester: Requester,
                     acc: Access) -> bool:
+        """Whether a stored version may go to ``requester``.
+
+        ``policy`` is the row's ``(tlp, origin, received_under, recipients)``.
+        """
         if requester.local:
             return True
+        tlp, origin, received_under, recipients = policy
         parties: tuple[str, ...] = ()
-        if row.origin is not None and row.tlp == TLP.GREEN.value and row.received_under:
-            parties = self._parties(session, row.received_under)
+        if origin is not None and tlp == TLP.GREEN.value and received_under:
+            parties = self._parties(session, received_under)
         holding = Holding(
-            tlp=None if row.tlp is None else TLP(row.tlp), origin=row.origin,
+            tlp=None if tlp is None else TLP(tlp), origin=origin,
             received_under_parties=parties,
-            recipients=tuple(orjson.loads(row.recipients)) if row.recipients else ())
+            recipients=tuple(orjson.loads(recipients)) if recipients else ())
         return may_release(holding, requester, default=self.default_tlp, ceiling=acc.ceiling)
 
     def _parties(self, session: Session, agreement_id: str) -> tuple[str, ...]:
@@ -644,8 +673,8 @@ def export_objects(sharing: Sharing, collection_id: str, requester: Requester, *
             acc = sharing.access(session, requester, collection_id)
             page = sharing.page(session, acc, requester, filters, limit=page_size,
                                 next_token=token, columns=[StixObject.body])
-        for row in page.rows:
-            yield bytes(row.body)
+        for _, body in page.rows:
+            yield bytes(body)
         if not page.more:
             return
         token = page.next

@@ -327,14 +327,14 @@ async def _objects_page(request: Request, who: Requester, cid: str, endpoint: st
 
             raise ObjectNotFoundError(f"no object {object_id} here")
         if endpoint == "manifest":
-            items = [orjson.dumps({"id": r.object_id, "date_added": taxii_ts(r.date_added),
-                                   "version": r.version, "media_type": STIX_MEDIA_TYPE})
-                     for r in page.rows]
+            items = [orjson.dumps({"id": oid, "date_added": taxii_ts(added),
+                                   "version": version, "media_type": STIX_MEDIA_TYPE})
+                     for _, oid, version, added in page.rows]
             body = _paged(page, "objects", items)
         elif endpoint == "versions":
-            body = _paged(page, "versions", [orjson.dumps(r.version) for r in page.rows])
+            body = _paged(page, "versions", [orjson.dumps(v) for _, v in page.rows])
         else:
-            body = _paged(page, "objects", [r.body for r in page.rows])
+            body = _paged(page, "objects", [b for _, b in page.rows])
         return _taxii(body, headers=_date_headers(page))
     return await run_in_threadpool(work)
 
