@@ -87,7 +87,8 @@ def test_plain_rows_converts_like_the_orm(tmp_path: Path,
             plain = plain_rows(session.connection(), q)
             orm = [tuple(r) for r in session.execute(q)]
         assert plain == orm
-        assert plain[0][1] == at and plain[0][1].tzinfo is not None
+        assert plain[0][1] == at
+        assert plain[0][1].tzinfo is not None
         assert [type(v) for v in plain[1]] == [str, dt.datetime, bool, bytes, type(None)]
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ specifications, never read from the module under test.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from typing import Any
 
@@ -19,6 +20,8 @@ import stix2
 from stix2validator import ValidationOptions, validate_instance
 
 from comity.agreements.schemas import TLP
+from comity.sharing.errors import BadFilterError
+from comity.sharing.services import parse_rfc3339
 from comity.sharing.stix import (
     SCO_TYPES,
     TLP2_EXTENSION,
@@ -151,6 +154,7 @@ def test_meta_of_a_full_object() -> None:
         id=INDICATOR_ID, type="indicator", spec_version="2.1", version=MODIFIED,
         created=CREATED, modified=MODIFIED, revoked=True,
         marking_refs=(ID_OF[TLP.GREEN], ID_OF[TLP.AMBER]), tlp=TLP.AMBER,
+        version_at=parse_rfc3339(MODIFIED),
     )
 
 
@@ -220,6 +224,38 @@ def test_timestamps_compare_beyond_microseconds() -> None:
                                   modified="2026-01-01T00:00:00.1234568Z"))
     assert check_object(indicator(created="2026-01-01T00:00:00Z",
                                   modified="2026-01-01T00:00:00.000001Z"))
+
+
+@pytest.mark.parametrize(("created", "modified", "expected"), [
+    ("2026-01-01T00:00:00Z", None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    ("2026-01-01T00:00:00Z", "2026-02-03T04:05:06.5Z",
+     dt.datetime(2026, 2, 3, 4, 5, 6, 500000, tzinfo=dt.UTC)),
+    ("2026-01-01T00:00:00.123Z", "2026-01-01T00:00:00.123Z",
+     dt.datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=dt.UTC)),
+    ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00.1234569Z",
+     dt.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=dt.UTC)),
+    ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00.000000Z",
+     dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+])
+def test_version_instant_is_the_version_to_the_microsecond(
+        created: str, modified: str | None, expected: dt.datetime) -> None:
+    obj = marking_definition(TLP.GREEN) if modified is None else indicator(
+        created=created, modified=modified)
+    if modified is None:
+        obj["created"] = created
+    meta = check_object(obj)
+    assert meta.version_at == expected
+    assert meta.version is not None
+    assert meta.version_at == parse_rfc3339(meta.version)
+
+
+def test_sco_without_times_has_no_version_instant() -> None:
+    assert check_object(sco()).version_at is None
+
+
+def test_timestamp_filters_take_ascii_digits_only() -> None:
+    with pytest.raises(BadFilterError):
+        parse_rfc3339("\u0662026-01-01T00:00:00Z")
 
 
 # --- every rule, broken ----------------------------------------------------------------------

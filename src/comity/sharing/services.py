@@ -333,7 +333,8 @@ class Sharing:
             return None
         return _NewVersion(
             object_id=meta.id, type=meta.type, spec_version=meta.spec_version or "2.1",
-            version=version, version_at=parse_rfc3339(version),
+            version=version,
+            version_at=meta.version_at or parse_rfc3339(version),
             versionless=meta.version is None, revoked=meta.revoked,
             tlp=None if meta.tlp is None else meta.tlp.value, body=orjson.dumps(obj))
 
@@ -619,7 +620,9 @@ def _version_filter(q: Select[Any], versions: tuple[str, ...]) -> Select[Any]:
     return q.where(or_(*conds))
 
 
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z")
+# [0-9], never \d: \d also matches other scripts' digits, which int() accepts.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z")
 
 
 def parse_rfc3339(text: str) -> dt.datetime:

@@ -129,6 +129,7 @@ class StixMeta:
     else None (an SCO has neither). ``marking_refs`` lists the object-level
     markings, then the granular ones, each once. ``tlp`` is the most
     restrictive TLP among them, None if none is a TLP marking.
+    ``version_at`` is ``version`` as an instant, to the microsecond.
     """
 
     id: str
@@ -140,6 +141,7 @@ class StixMeta:
     revoked: bool
     marking_refs: tuple[str, ...]
     tlp: TLP | None
+    version_at: dt.datetime | None = None
 
 
 def check_object(obj: object) -> StixMeta:
@@ -161,7 +163,7 @@ def check_object(obj: object) -> StixMeta:
     id_ = _check_identifier(obj.get("id"), "id", type_)
     sco = type_ in SCO_TYPES or "new-sco" in _check_extensions(obj)
     spec_version = _check_spec_version(obj, sco)
-    created, modified = _check_times(obj, type_, sco)
+    created, modified, version_key = _check_times(obj, type_, sco)
     revoked = obj.get("revoked", False)
     if not isinstance(revoked, bool):
         raise StixError("revoked", "must be a boolean")
@@ -176,6 +178,7 @@ def check_object(obj: object) -> StixMeta:
         id=id_, type=type_, spec_version=spec_version, version=modified or created,
         created=created, modified=modified, revoked=revoked,
         marking_refs=refs, tlp=_most_restrictive(refs),
+        version_at=None if version_key is None else _to_instant(version_key),
     )
 
 
@@ -325,7 +328,9 @@ def _check_spec_version(obj: dict[str, Any], sco: bool) -> str:
     return "2.1"
 
 
-def _check_times(obj: dict[str, Any], type_: str, sco: bool) -> tuple[str | None, str | None]:
+def _check_times(obj: dict[str, Any], type_: str, sco: bool
+                 ) -> tuple[str | None, str | None, tuple[dt.datetime, str] | None]:
+    """``created``, ``modified``, and the sort key of the version (modified, else created)."""
     created, modified = obj.get("created"), obj.get("modified")
     if not sco:
         if created is None:
@@ -335,11 +340,17 @@ def _check_times(obj: dict[str, Any], type_: str, sco: bool) -> tuple[str | None
             raise StixError("modified", f"required on a {type_}")
     created_at = None if created is None else _instant(created, "created")
     if modified is None or modified == created:
-        return created, modified  # a first version: nothing more to compare
+        return created, modified, created_at  # a first version: nothing more to compare
     modified_at = _instant(modified, "modified")
     if created_at is not None and modified_at < created_at:
         raise StixError("modified", "must not be earlier than created")
-    return created, modified
+    return created, modified, modified_at
+
+
+def _to_instant(key: tuple[dt.datetime, str]) -> dt.datetime:
+    # Microseconds: the precision of the store (finer fractions are kept in the text).
+    seconds, fraction = key
+    return seconds.replace(microsecond=int(fraction[:6].ljust(6, "0")), tzinfo=dt.UTC)
 
 
 def _instant(value: object, prop: str) -> tuple[dt.datetime, str]:
