@@ -42,6 +42,7 @@ from comity.identity.schemas import NodeKind
 from comity.ledger.cli import app as log_app
 from comity.node import Node
 from comity.problems import Problem
+from comity.registry.cli import app as registry_app
 from comity.reports.cli import app as report_app
 from comity.requests.cli import app as requests_app
 from comity.sharing.cli import app as sharing_app
@@ -264,6 +265,7 @@ app.add_typer(requests_app, name="requests")
 app.add_typer(evidence_app, name="evidence")
 app.add_typer(report_app, name="report")
 app.add_typer(sharing_app, name="sharing")
+app.add_typer(registry_app, name="registry")
 app.command("demo")(demo)
 
 

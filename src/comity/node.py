@@ -29,6 +29,7 @@ from comity.identity.services import IdentityHolder, LocalIdentity
 from comity.ledger.sequencer import Sequencer
 from comity.ledger.services import Ledger
 from comity.ledger.witness import Publisher, PublishingService, Witness
+from comity.registry.services import Registry
 from comity.requests import messages as request_messages
 from comity.requests.catalog import catalog_for
 from comity.requests.messages import RequestHandlers
@@ -61,6 +62,7 @@ class Node:
     requests: Requests
     evidence: Evidence
     sharing: Sharing
+    registry: Registry
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -92,7 +94,7 @@ class Node:
         sharing = Sharing(settings, identity, sessions, clock, federation.agreements)
         ledger.ensure_state()
         return cls(settings, engine, sessions, identity, federation, ledger, clock, requests,
-                   evidence, sharing)
+                   evidence, sharing, Registry())
 
     @property
     def local(self) -> LocalIdentity:

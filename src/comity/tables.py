@@ -11,8 +11,10 @@ from comity.auth import models as auth_models
 from comity.db import Base
 from comity.evidence import models as evidence_models
 from comity.federation import models as federation_models
+from comity.governance import models as governance_models
 from comity.identity import models as identity_models
 from comity.ledger import models as ledger_models
+from comity.registry import models as registry_models
 from comity.requests import models as requests_models
 from comity.sharing import models as sharing_models
 
@@ -20,4 +22,5 @@ __all__ = ["metadata"]
 
 metadata = Base.metadata
 _DOMAINS = (agreements_models, auth_models, evidence_models, federation_models,
-            identity_models, ledger_models, requests_models, sharing_models)
+            governance_models, identity_models, ledger_models, registry_models,
+            requests_models, sharing_models)

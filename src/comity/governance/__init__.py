@@ -1,0 +1,1 @@
+"""Councils: proposals, signed ballots and sequenced decisions, governing a registry by vote."""

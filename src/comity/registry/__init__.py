@@ -1,0 +1,1 @@
+"""The number registry: pools and delegations of IPv4, IPv6 and AS numbers, served over RDAP."""
