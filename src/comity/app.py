@@ -23,6 +23,8 @@ from comity.evidence.package import cipher_size_for
 from comity.federation.api import api_router as messages_router
 from comity.federation.api import peer_router
 from comity.federation.receiving import CARD_CHAIN_BYTES
+from comity.governance.api import api_router as governance_api_router
+from comity.governance.api import public_router as governance_public_router
 from comity.http import BodyLimitMiddleware, get_node, install_error_handlers, json_response
 from comity.identity.api import router as identity_router
 from comity.ledger.api import api_router as ledger_router
@@ -94,6 +96,8 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(evidence_peer_router)
     app.include_router(reports_router)
     app.include_router(sharing_router)
+    app.include_router(governance_api_router)
+    app.include_router(governance_public_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -37,6 +37,7 @@ from comity.db import make_engine, session_scope, upgrade
 from comity.demo import demo
 from comity.evidence.cli import app as evidence_app
 from comity.federation.cli import app as message_app
+from comity.governance.cli import app as council_app
 from comity.identity.errors import IdentityError
 from comity.identity.schemas import NodeKind
 from comity.ledger.cli import app as log_app
@@ -266,6 +267,7 @@ app.add_typer(evidence_app, name="evidence")
 app.add_typer(report_app, name="report")
 app.add_typer(sharing_app, name="sharing")
 app.add_typer(registry_app, name="registry")
+app.add_typer(council_app, name="council")
 app.command("demo")(demo)
 
 

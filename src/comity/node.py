@@ -25,6 +25,9 @@ from comity.federation.correspondence import CORRESPONDENCE
 from comity.federation.delivery import DeliveryService
 from comity.federation.registry import MessageTypes
 from comity.federation.services import Federation
+from comity.governance import messages as council_messages
+from comity.governance.messages import CouncilHandlers
+from comity.governance.services import Governance
 from comity.identity.services import IdentityHolder, LocalIdentity
 from comity.ledger.sequencer import Sequencer
 from comity.ledger.services import Ledger
@@ -39,12 +42,14 @@ from comity.sharing.services import Sharing
 __all__ = ["Node", "default_message_types"]
 
 
-def default_message_types(requests: RequestHandlers) -> MessageTypes:
+def default_message_types(requests: RequestHandlers,
+                          councils: CouncilHandlers) -> MessageTypes:
     """Every message type this version of Comity speaks."""
     types = MessageTypes()
     agreement_messages.register(types)
     types.register(CORRESPONDENCE)
     request_messages.register(types, requests)
+    council_messages.register(types, councils)
     return types
 
 
@@ -63,6 +68,7 @@ class Node:
     evidence: Evidence
     sharing: Sharing
     registry: Registry
+    governance: Governance
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None,
@@ -84,17 +90,21 @@ class Node:
         event.listen(sessions, "after_commit", ledger.notify_committed)
         catalog = catalog_for(settings.requests_catalog)
         handlers = RequestHandlers(catalog)
-        federation = Federation(settings, identity, sessions, default_message_types(handlers),
-                                clock, ledger=ledger)
+        councils = CouncilHandlers()
+        federation = Federation(settings, identity, sessions,
+                                default_message_types(handlers, councils), clock, ledger=ledger)
         evidence = Evidence(settings, identity, sessions, ledger, clock)
         requests = Requests(federation, identity, clock, catalog, evidence=evidence,
                             timezone=settings.timezone)
         handlers.service = requests
         federation.on_failed(requests.peer_refused)
         sharing = Sharing(settings, identity, sessions, clock, federation.agreements)
+        registry = Registry()
+        governance = Governance(federation, identity, ledger, registry, clock)
+        councils.service = governance
         ledger.ensure_state()
         return cls(settings, engine, sessions, identity, federation, ledger, clock, requests,
-                   evidence, sharing, Registry())
+                   evidence, sharing, registry, governance)
 
     @property
     def local(self) -> LocalIdentity:

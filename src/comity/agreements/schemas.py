@@ -36,6 +36,9 @@ __all__ = [
     "AgreementDocument",
     "AgreementStatus",
     "CollectionScope",
+    "CouncilRules",
+    "Majority",
+    "ProposalKind",
     "Scope",
     "parse_document",
 ]
@@ -80,6 +83,49 @@ class CollectionScope(_Strict):
     tlp_ceiling: TLP
 
 
+class Majority(enum.StrEnum):
+    """How many of the ballots cast (abstentions apart) a decision needs."""
+
+    SIMPLE = "simple"  # more yes than no
+    TWO_THIRDS = "two-thirds"  # yes at least twice no, and at least one yes
+    UNANIMITY = "unanimity"  # no "no" at all, and at least one yes
+
+
+class ProposalKind(enum.StrEnum):
+    POLICY = "policy"
+    ALLOCATION = "allocation"
+    RULES = "rules"  # a change of the council's voting rules
+    CONSULTATION = "consultation"  # to settle a disagreement; changes nothing by itself
+
+
+class CouncilRules(_Strict):
+    """A council the agreement's parties form: one member one vote, by these rules.
+
+    ``pools`` are the blocks the council governs (its registry's pools);
+    ``chair`` is the party that numbers the council's decisions (it cannot
+    decide anything alone: every member recomputes each tally from the
+    signed ballots). Windows are in seconds.
+    """
+
+    name: Slug
+    chair: str
+    quorum_percent: Annotated[int, Field(ge=1, le=100)]
+    majorities: dict[ProposalKind, Majority]
+    discussion_seconds: Annotated[int, Field(ge=0, le=366 * 86400)]
+    vote_seconds: Annotated[int, Field(ge=1, le=366 * 86400)]
+    last_call_seconds: Annotated[int, Field(ge=0, le=366 * 86400)]
+    pools: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete(self) -> CouncilRules:
+        missing = [k.value for k in ProposalKind if k not in self.majorities]
+        if missing:
+            raise ValueError(f"majorities must name a rule for {', '.join(missing)}")
+        if not _NODE.match(self.chair):
+            raise ValueError(f"chair is not a node id: {self.chair!r}")
+        return self
+
+
 class Scope(_Strict):
     request_types: tuple[Slug, ...] = ()
     offence_categories: tuple[Slug, ...] = ()
@@ -91,6 +137,8 @@ class Scope(_Strict):
     # Omitted from the signed form when empty, so that documents written
     # before instruments existed keep their bytes (and their signatures).
     instruments: tuple[Slug, ...] = ()
+    # Likewise omitted when None: the council the parties form, if any.
+    council: CouncilRules | None = None
 
     @field_validator("languages")
     @classmethod
@@ -167,6 +215,8 @@ class AgreementDocument(_Strict):
                 raise ValueError(f"not a node id: {p!r}")
         if self.proposed_by not in self.parties:
             raise ValueError("the proposer must be a party")
+        if self.scope.council is not None and self.scope.council.chair not in self.parties:
+            raise ValueError("the council's chair must be a party")
         if self.valid_until is not None and parse_ts(self.valid_until) <= parse_ts(
                 self.valid_from):
             raise ValueError("valid_until must be after valid_from")
@@ -192,6 +242,8 @@ class AgreementDocument(_Strict):
         d = self.model_dump(mode="json")
         if not d["scope"]["instruments"]:
             del d["scope"]["instruments"]
+        if d["scope"]["council"] is None:
+            del d["scope"]["council"]
         return d
 
     def canonical_bytes(self) -> bytes:

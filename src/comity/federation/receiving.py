@@ -56,7 +56,7 @@ from comity.problems import Problem
 if TYPE_CHECKING:
     from comity.federation.services import Federation
 
-__all__ = ["CARD_CHAIN_BYTES", "RETRYABLE_SLUGS", "Receiver"]
+__all__ = ["CARD_CHAIN_BYTES", "RETRYABLE_SLUGS", "Receiver", "party_verifier"]
 
 # Per-message rejections that may succeed later unchanged: the agreement is
 # still converging on the receiver (a signature in flight), or is suspended.
@@ -243,20 +243,7 @@ class Receiver:
 
     def _party_verifier(self, session: Session, local: LocalIdentity) -> Callable[
             [str, int, bytes, bytes], None]:
-        def verify(party: str, serial: int, sig: bytes, data: bytes) -> None:
-            if party == local.node_id:
-                cards = [c for c in local.chain if c.serial == serial]
-                key = cards[0].signing_key if cards else None
-            else:
-                row = session.get(PeerCard, (party, serial))
-                key = None if row is None else stored_card(row.card).signing_key
-            if key is None:
-                raise BadSignatureError(f"no card {serial} of {party} is held to check with")
-            try:
-                key.verify(sig, data)
-            except Exception as e:
-                raise BadSignatureError(f"signature of {party} does not verify") from e
-        return verify
+        return party_verifier(session, local)
 
     def accept_cards(self, raw: bytes) -> dict[str, Any]:
         """A known peer pushes its card chain after rotating its keys.
@@ -291,3 +278,25 @@ def _rejected(message_id: str | None, e: Exception) -> dict[str, Any]:
     status = "deferred" if isinstance(e, Problem) and e.slug in RETRYABLE_SLUGS else "rejected"
     return {"id": message_id, "status": status, "problem": problem}
 
+
+def party_verifier(session: Session, local: LocalIdentity) -> Callable[
+        [str, int, bytes, bytes], None]:
+    """``verify(party, serial, signature, data)``: check ``party``'s signature under the
+    key of its card ``serial`` (this node's own chain, or a peer card held here).
+
+    The check raises :class:`BadSignatureError`, also when no such card is held.
+    """
+    def verify(party: str, serial: int, sig: bytes, data: bytes) -> None:
+        if party == local.node_id:
+            cards = [c for c in local.chain if c.serial == serial]
+            key = cards[0].signing_key if cards else None
+        else:
+            row = session.get(PeerCard, (party, serial))
+            key = None if row is None else stored_card(row.card).signing_key
+        if key is None:
+            raise BadSignatureError(f"no card {serial} of {party} is held to check with")
+        try:
+            key.verify(sig, data)
+        except Exception as e:
+            raise BadSignatureError(f"signature of {party} does not verify") from e
+    return verify
