@@ -31,6 +31,7 @@ from comity.ledger.api import api_router as ledger_router
 from comity.ledger.api import router as log_router
 from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
+from comity.registry.api import api_router as registry_api_router
 from comity.reports.api import router as reports_router
 from comity.requests.api import router as requests_router
 from comity.sharing.api import router as sharing_router
@@ -96,6 +97,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(evidence_peer_router)
     app.include_router(reports_router)
     app.include_router(sharing_router)
+    app.include_router(registry_api_router)
     app.include_router(governance_api_router)
     app.include_router(governance_public_router)
 

@@ -417,3 +417,29 @@ def orjson_loads(raw: str) -> dict[str, Any]:
     import json
 
     return dict(json.loads(raw))
+
+
+def test_a_statistics_file_cannot_be_imported_into_a_councils_registry(
+        world: World, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from comity.cli import app
+
+    stats = tmp_path / "delegated"
+    stats.write_text("2|test|20260101|1|00000000|20260101|00000\n"
+                     "test|KE|ipv4|45.64.200.0|256|20260101|allocated|H1\n")
+    env = {"COMITY_DATABASE_URL": world.a.node.settings.database_url or ""}
+    args = ["registry", "import", str(stats), "--data-dir", str(world.a.node.settings.data_dir)]
+    refused = CliRunner().invoke(app, [*args, "--authority", "numbers"], env=env)
+    assert refused.exit_code != 0
+    assert "is a council's registry" in refused.output
+    with read_scope(world.a.node.sessions) as session:
+        assert world.a.node.registry.count(session, "numbers") == 0
+
+
+def test_members_list_their_councils(world: World) -> None:
+    for n in world.members:
+        listed = n.api("GET", "/api/governance/councils")
+        assert [c["council"] for c in listed] == [world.cid]
+        assert listed[0]["chair"] == world.a.id
+        assert sorted(listed[0]["members"]) == sorted(m.id for m in world.members)

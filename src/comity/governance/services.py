@@ -47,7 +47,7 @@ import orjson
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from comity.agreements.schemas import CouncilRules, Majority, ProposalKind
+from comity.agreements.schemas import AgreementStatus, CouncilRules, Majority, ProposalKind
 from comity.agreements.services import AgreementView, get_agreement, list_agreements
 from comity.clock import Clock, format_ts, parse_ts
 from comity.federation.errors import BadSignatureError
@@ -148,7 +148,7 @@ class Governance:
             doc = view.effective
             if doc is None or doc.scope.council is None or local not in view.active_parties:
                 continue
-            if view.status(now).value != "in-force":
+            if view.status(now) is not AgreementStatus.IN_FORCE:
                 continue
             out.append(self._council(session, view))
         return out

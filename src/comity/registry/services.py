@@ -39,7 +39,7 @@ from comity.registry.errors import (
 from comity.registry.models import Delegation, RegistryEntity, RegistryPool
 from comity.registry.resources import Block, Kind
 
-__all__ = ["LOCAL", "STATUSES", "Found", "Registry", "delegation_dict", "pool_dict"]
+__all__ = ["LOCAL", "STATUSES", "Found", "Registry", "delegation_dict", "lock_kind", "pool_dict"]
 
 LOCAL = "local"
 STATUSES = ("allocated", "assigned", "reserved")
@@ -70,7 +70,12 @@ def delegation_dict(d: Delegation) -> dict[str, Any]:
             "decision_seq": d.decision_seq, "log_index": d.log_index}
 
 
-def _lock(session: Session, kind: Kind) -> None:
+def lock_kind(session: Session, kind: Kind) -> None:
+    """Take the write lock for ``kind`` before checking for overlaps and writing.
+
+    SQLite needs nothing more: every write transaction holds the database's
+    single write lock from its start.
+    """
     if session.get_bind().dialect.name == "postgresql":
         # One lock per kind: writers of IPv4 do not wait for writers of AS numbers.
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
@@ -89,7 +94,7 @@ class Registry:
         Raises:
             OverlapError: it overlaps a pool already held (of any registry).
         """
-        _lock(session, block.kind)
+        lock_kind(session, block.kind)
         clash = self._covering_start(session, RegistryPool, block)
         if clash is not None:
             raise OverlapError(f"{block} overlaps the pool {_block_of(clash)} of "
@@ -127,7 +132,7 @@ class Registry:
                 f"{block} is not one CIDR prefix: its size must be a power of two and its "
                 "start a multiple of that size")
         if check:
-            _lock(session, block.kind)
+            lock_kind(session, block.kind)
             self.check_free(session, registry, block)
         d = Delegation(handle=handle_for(block), authority=registry, kind=block.kind.value,
                        start_key=block.start_key, end_key=block.end_key, holder=holder,

@@ -61,6 +61,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import literal_column
 
 from comity.clock import format_ts
+from comity.csvcells import csv_cell
 from comity.reports.errors import InvalidReportError
 from comity.requests.lifecycle import State
 from comity.requests.models import Request
@@ -90,7 +91,6 @@ COLUMNS: tuple[str, ...] = (
 
 _MS_PER_HOUR = 3_600_000
 # A spreadsheet evaluates a cell starting with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 Key = tuple[str | int, ...]
 
@@ -200,16 +200,9 @@ class RequestReport:
         writer.writerow([*self.group_by, *COLUMNS])
         for row in self.rows:
             values = row.to_dict()
-            writer.writerow([_cell(values[k]) for k in (*self.group_by, *COLUMNS)])
+            writer.writerow([csv_cell(values[k]) for k in (*self.group_by, *COLUMNS)])
         return out.getvalue()
 
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_START) else value
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def request_report(session: Session, *, now: dt.datetime,
