@@ -53,6 +53,8 @@ bench: setup
 	$(BIN)/python -m bench.evidence --out bench/results/evidence.json
 	$(BIN)/python -m bench.requests --postgres --out bench/results/requests.json
 	$(BIN)/python -m bench.taxii --out bench/results/taxii.json
+	$(BIN)/python -m bench.registry_import --out bench/results/registry_import.json
+	$(BIN)/python -m bench.rdap --out bench/results/rdap.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)

@@ -46,6 +46,14 @@ def test_demo_check_runs_every_step() -> None:
     assert sharing["amber_strict_not_reshared"] is True
     assert sharing["green_reached_community"] is True
     assert sharing["revocation_propagated"] is True
+    registry = report["registry"]
+    assert registry["stages"] == ["discussion", "voting", "last-call", "adopted"]
+    assert registry["tally"] == {"yes": 2, "no": 0, "abstain": 1, "quorum": 2,
+                                 "majority": "simple", "passed": True}
+    assert len(registry["ballots_signed_by"]) == 3
+    assert registry["digests_agree"] is True
+    assert all(len(entries) == 4 for entries in registry["decisions_logged"].values())
+    assert {r["handle"] for r in registry["rdap"].values()} == {"45.64.1.0/24"}
     ledger = report["ledger"]
     assert all(n > 15 for n in ledger["entries"].values())
     assert ledger["cosigned_by_all_partners"] is True
@@ -86,7 +94,11 @@ def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> 
             resp = httpx.get(f"{node['api']}/agreements", trust_env=False,
                              headers={"authorization": f"Bearer {node['token']}"})
             assert resp.status_code == 200
-            assert len(resp.json()) == (2 if node["key"] != "cn-cert" else 1)
+            # bilateral FR–KE, trilateral, and the numbers council
+            assert len(resp.json()) == (3 if node["key"] != "cn-cert" else 2)
+            rdap = httpx.get(f"{node['rdap']}ip/45.64.1.77", trust_env=False)
+            assert rdap.status_code == 200
+            assert rdap.json()["handle"] == "45.64.1.0/24"
         if attempt == 1:
             assert any("Restarting" in ln for ln in lines)
         proc.send_signal(signal.SIGTERM)

@@ -32,6 +32,7 @@ from comity.ledger.api import router as log_router
 from comity.ledger.witness import MAX_ADD_CHECKPOINT_BYTES
 from comity.node import Node
 from comity.registry.api import api_router as registry_api_router
+from comity.registry.rdap import router as rdap_router
 from comity.reports.api import router as reports_router
 from comity.requests.api import router as requests_router
 from comity.sharing.api import router as sharing_router
@@ -86,6 +87,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     # Routes are matched in order, and TAXII pages are the bulk of a busy
     # node's traffic: its router is tried first.
     app.include_router(taxii_router)
+    app.include_router(rdap_router)
     app.include_router(identity_router)
     app.include_router(agreements_router)
     app.include_router(messages_router)
