@@ -1,4 +1,7 @@
-"""The ASGI application of a node: ``/api``, ``/federation/``, ``/healthz``, ``/openapi.json``.
+"""The ASGI application of a node: ``/api``, ``/federation/``, ``/log/``, ``/taxii2/``, ``/rdap/``.
+
+Also ``/governance/`` (settled council decisions, public), ``/healthz`` and
+``/openapi.json``.
 
 ``create_app(node)`` builds the app around an opened :class:`~comity.node.Node`;
 with ``deliver=True`` its lifespan also runs the delivery workers, so one
