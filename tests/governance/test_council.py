@@ -443,3 +443,46 @@ def test_members_list_their_councils(world: World) -> None:
         assert [c["council"] for c in listed] == [world.cid]
         assert listed[0]["chair"] == world.a.id
         assert sorted(listed[0]["members"]) == sorted(m.id for m in world.members)
+
+
+def test_anyone_holding_the_cards_can_recount_a_public_record(world: World,
+                                                              tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from comity.cli import app
+
+    pid = world.propose(world.b, allocation())["id"]
+    world.through_vote(pid, {"a": "yes", "b": "no", "c": "yes"})
+    world.later()
+    world.act(world.a, pid, "adopt")
+    record = world.client_get(world.a, f"/governance/proposals/{pid}").json()
+    with read_scope(world.c.node.sessions) as session:
+        result = world.c.node.governance.recount(session, record)
+    assert result["ok"] is True
+    [decision] = result["decisions"]
+    assert decision["recounted"]["yes"] == 2
+    assert decision["ballots_verified"] == 3
+    # A record whose tally was edited, or whose ballot was changed, does not add up.
+    edited = copy.deepcopy(record)
+    closing = next(s for s in edited["stages"] if "ballots" in s["change"])
+    closing["change"]["tally"]["no"] = 0
+    with read_scope(world.c.node.sessions) as session:
+        bad = world.c.node.governance.recount(session, edited)
+    assert bad["ok"] is False
+    assert "does not follow from the ballots" in bad["decisions"][0]["problems"][0]
+    forged = copy.deepcopy(record)
+    closing = next(s for s in forged["stages"] if "ballots" in s["change"])
+    closing["change"]["ballots"][0]["doc"]["choice"] = "abstain"  # none abstained
+    with read_scope(world.c.node.sessions) as session:
+        bad = world.c.node.governance.recount(session, forged)
+    assert any("forged or damaged" in p for p in bad["decisions"][0]["problems"])
+    # The same from the command line, on a file.
+    env = {"COMITY_DATABASE_URL": world.c.node.settings.database_url or ""}
+    for doc, code in ((record, 0), (edited, 1)):
+        path = tmp_path / f"record-{code}.json"
+        path.write_text(json.dumps(doc))
+        out = CliRunner().invoke(app, ["council", "recount", str(path), "--data-dir",
+                                       str(world.c.node.settings.data_dir)], env=env)
+        assert out.exit_code == code, out.output

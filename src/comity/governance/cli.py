@@ -167,3 +167,50 @@ def adopt(data_dir: DataDir, proposal: Proposal, as_json: JsonOut = False) -> No
 def withdraw(data_dir: DataDir, proposal: Proposal, as_json: JsonOut = False) -> None:
     """Proposer: withdraw a proposal before it is decided."""
     _act(data_dir, as_json, lambda node, s: node.governance.withdraw(s, proposal))
+
+
+@app.command("recount")
+def recount(data_dir: DataDir,
+            record: Annotated[str, typer.Argument(
+                help="A settled proposal's public record: a URL "
+                     "(https://node/governance/proposals/ID) or a JSON file.")],
+            as_json: JsonOut = False) -> None:
+    """Recount a decision from its signed ballots, trusting only the signatures.
+
+    Checks the proposal's signature, every ballot's (against the members' cards this node
+    holds), that every voter is a member who voted once, and recomputes each tally.
+    Exits 1 if anything does not add up.
+    """
+    import json
+
+    import httpx
+
+    node = open_node(data_dir)
+    try:
+        if record.startswith(("http://", "https://")):
+            with httpx.Client(timeout=node.settings.delivery_timeout_seconds,
+                              trust_env=False) as client:
+                resp = client.get(record)
+                resp.raise_for_status()
+                doc = resp.json()
+        else:
+            doc = json.loads(Path(record).read_text(encoding="utf-8"))
+        with read_scope(node.sessions) as session:
+            result = node.governance.recount(session, doc)
+    except (Problem, OSError, ValueError, httpx.HTTPError) as e:
+        raise fail(e) from e
+    if as_json:
+        print_json(result)
+    else:
+        for d in result["decisions"]:
+            t = d["recounted"] or {}
+            verdict = "[green]adds up[/green]" if d["ok"] else "[red]does not add up[/red]"
+            console.print(f"n={d['n']} {d['stage']}: {d['ballots_verified']} signed ballots, "
+                          f"{t.get('yes')} yes, {t.get('no')} no, {t.get('abstain')} abstain — "
+                          f"{verdict}")
+            for problem in d["problems"]:
+                console.print(f"  - {problem}")
+        if not result["decisions"]:
+            console.print("[red]no vote in this record to recount[/red]")
+    if not result["ok"]:
+        raise typer.Exit(1)

@@ -676,6 +676,68 @@ class Governance:
                                registered_at=now, require_prefix=True,
                                proposal=p.proposal_id, decision_seq=body["n"])
 
+    # -- auditing ------------------------------------------------------------------------
+
+    def recount(self, session: Session, record: dict[str, Any]) -> dict[str, Any]:
+        """Recount a proposal's public record (``GET /governance/proposals/{id}``) here.
+
+        Checks the proposer's signature on the text, every ballot's signature
+        (against the cards this node holds), that each voter is a member of
+        the council and voted once, for this proposal, round and text, and
+        recomputes every tally under the quorum and majority it states.
+        Trusts nothing in the record but the signatures it checks.
+
+        Raises:
+            CouncilNotFoundError, NotAMemberError, InvalidDocumentError
+        """
+        proposal = parse_proposal(record.get("document"))
+        self._verify(session, proposal)
+        council = self.council(session, proposal.doc["council"])
+        decisions = []
+        for stage in record.get("stages") or []:
+            change = stage.get("change") or {}
+            if "ballots" not in change:
+                continue
+            problems: list[str] = []
+            choices: dict[str, str] = {}
+            round_ = next((b.get("round") for b in (parse_ballot(r).doc
+                                                    for r in change["ballots"])), None)
+            for raw in change["ballots"]:
+                ballot = parse_ballot(raw)
+                d = ballot.doc
+                try:
+                    self._verify(session, ballot)
+                except InvalidDocumentError as e:
+                    problems.append(e.detail)
+                    continue
+                if ballot.author not in council.members:
+                    problems.append(f"{ballot.author} is not a member")
+                elif ballot.author in choices:
+                    problems.append(f"{ballot.author} voted twice")
+                elif (d["proposal"], d["doc_hash"], d["round"]) != (
+                        proposal.doc["id"], proposal.doc_hash, round_):
+                    problems.append(f"the ballot of {ballot.author} is for another proposal, "
+                                    "text or round")
+                else:
+                    choices[ballot.author] = d["choice"]
+            stated = change.get("tally") or {}
+            try:
+                tally = count(council.members, choices, quorum=int(stated["quorum"]),
+                              majority=Majority(stated["majority"]))
+                recounted: dict[str, Any] | None = tally.to_dict()
+            except (KeyError, ValueError, TypeError):
+                recounted = None
+                problems.append("the stage change states no usable tally")
+            if recounted is not None and recounted != stated:
+                problems.append("the stated tally does not follow from the ballots")
+            decisions.append({"n": stage.get("n"), "stage": stage.get("stage"),
+                              "stated": stated, "recounted": recounted,
+                              "ballots_verified": len(choices), "problems": problems,
+                              "ok": not problems})
+        return {"proposal": proposal.doc["id"], "council": council.council_id,
+                "text_signed_by": proposal.author, "decisions": decisions,
+                "ok": bool(decisions) and all(d["ok"] for d in decisions)}
+
     # -- reading -------------------------------------------------------------------------
 
     def show(self, session: Session, proposal_id: str) -> dict[str, Any]:

@@ -42,19 +42,23 @@ def quorum_of(members: int, quorum_percent: int) -> int:
     return max(1, math.ceil(members * quorum_percent / 100))
 
 
-def count(members: Iterable[str], choices: dict[str, str], *, quorum_percent: int,
-          majority: Majority) -> Tally:
+def count(members: Iterable[str], choices: dict[str, str], *, majority: Majority,
+          quorum_percent: int | None = None, quorum: int | None = None) -> Tally:
     """The tally of ``choices`` (voter → yes | no | abstain) among ``members``.
 
-    Ballots of non-members are not counted (the caller refuses them first).
-    A vote below quorum neither passes nor fails: it is not a decision.
+    The quorum is ``quorum_percent`` of the members, or ``quorum`` ballots
+    when given as a number (to recount a record that states it). Ballots of
+    non-members are not counted (the caller refuses them first). A vote
+    below quorum neither passes nor fails: it is not a decision.
     """
+    if (quorum_percent is None) == (quorum is None):
+        raise ValueError("give the quorum as a percentage or as a number, not both")
     roll = set(members)
     valid = {v: c for v, c in choices.items() if v in roll}
     yes = sum(1 for c in valid.values() if c == "yes")
     no = sum(1 for c in valid.values() if c == "no")
     abstain = sum(1 for c in valid.values() if c == "abstain")
-    need = quorum_of(len(roll), quorum_percent)
+    need = quorum if quorum is not None else quorum_of(len(roll), quorum_percent or 100)
     quorate = len(valid) >= need
     if majority is Majority.SIMPLE:
         passed = yes > no
