@@ -486,3 +486,20 @@ def test_anyone_holding_the_cards_can_recount_a_public_record(world: World,
         out = CliRunner().invoke(app, ["council", "recount", str(path), "--data-dir",
                                        str(world.c.node.settings.data_dir)], env=env)
         assert out.exit_code == code, out.output
+
+
+def test_a_draft_stays_with_its_proposer_until_submitted(world: World) -> None:
+    draft = world.propose(world.b, {**allocation(), "draft": True})
+    pid = draft["id"]
+    assert draft["stage"] == "draft"
+    for other in (world.a, world.c):
+        other.api("GET", f"/api/governance/proposals/{pid}", expect=404)
+    world.act(world.c, pid, "submit", expect=404)  # c has never seen it
+    world.act(world.b, pid, "submit")
+    assert world.stages(pid) == {"discussion"}
+    world.act(world.b, pid, "submit", expect=409)
+    # A draft withdrawn is gone without anyone else hearing of it.
+    other = world.propose(world.b, {**allocation("45.64.2.0/24", "H2"), "draft": True})["id"]
+    world.act(world.b, other, "withdraw")
+    assert world.stage(world.b, other) == "withdrawn"
+    world.a.api("GET", f"/api/governance/proposals/{other}", expect=404)

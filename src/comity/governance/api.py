@@ -38,6 +38,7 @@ class ProposalBody(BaseModel):
         default_factory=dict,
         description="allocation: {block, holder: {handle, name, country}, status, name}; "
                     "rules: the rules it changes; otherwise {}")
+    draft: bool = Field(False, description="Keep it here, unseen, until submitted.")
 
 
 class VoteBody(BaseModel):
@@ -69,7 +70,7 @@ def propose(request: Request, council_id: str, body: ProposalBody) -> Response:
     node = get_node(request)
     with session_scope(node.sessions) as session:
         shown = node.governance.propose(session, council_id, kind=body.kind, title=body.title,
-                                        text=body.text, effect=body.effect)
+                                        text=body.text, effect=body.effect, draft=body.draft)
     return json_response(shown, 201)
 
 
@@ -104,22 +105,23 @@ def appeal(request: Request, proposal_id: str, body: AppealBody) -> Response:
         return json_response(node.governance.appeal(session, proposal_id, body.grounds))
 
 
-def _chair_act(name: str, summary: str) -> None:
+def _proposal_act(name: str, summary: str) -> None:
     @api_router.post(f"/proposals/{{proposal_id}}/{name}", summary=summary,
                      name=f"governance_{name.replace('-', '_')}")
     def act(request: Request, proposal_id: str) -> Response:
         node = get_node(request)
         gov = node.governance
         method = {"open-vote": gov.open_vote, "close-vote": gov.close_vote,
-                  "adopt": gov.adopt, "withdraw": gov.withdraw}[name]
+                  "adopt": gov.adopt, "withdraw": gov.withdraw, "submit": gov.submit}[name]
         with session_scope(node.sessions) as session:
             return json_response(method(session, proposal_id))
 
 
-_chair_act("open-vote", "Chair: open the vote after the discussion window")
-_chair_act("close-vote", "Chair: count the signed ballots and decide")
-_chair_act("adopt", "Chair: adopt after a last call without appeal")
-_chair_act("withdraw", "Proposer: withdraw the proposal")
+_proposal_act("open-vote", "Chair: open the vote after the discussion window")
+_proposal_act("close-vote", "Chair: count the signed ballots and decide")
+_proposal_act("adopt", "Chair: adopt after a last call without appeal")
+_proposal_act("withdraw", "Proposer: withdraw the proposal")
+_proposal_act("submit", "Proposer: send a draft to the chair")
 
 
 def _settled(request: Request, proposal_id: str) -> dict[str, Any]:

@@ -107,9 +107,10 @@ def propose(
         "--effect", help="JSON or YAML file with the effect: for an allocation {block, "
         "holder: {handle, name, country}, status, name}; for rules, what they change.",
         exists=True, dir_okay=False)] = None,
+    draft: Annotated[bool, typer.Option(help="Keep it here, unseen, until `submit`.")] = False,
     as_json: JsonOut = False,
 ) -> None:
-    """Make a proposal; the chair opens it for discussion."""
+    """Make a proposal; the chair opens it for discussion (a draft waits for `submit`)."""
     effect: dict[str, Any] = {}
     if effect_file is not None:
         loaded = yaml.safe_load(effect_file.read_text(encoding="utf-8"))
@@ -117,7 +118,7 @@ def propose(
             raise fail(ValueError(f"{effect_file} must hold a mapping"))
         effect = loaded
     _act(data_dir, as_json, lambda node, s: node.governance.propose(
-        s, council, kind=kind, title=title, text=text, effect=effect))
+        s, council, kind=kind, title=title, text=text, effect=effect, draft=draft))
 
 
 @app.command("vote")
@@ -161,6 +162,12 @@ def close_vote(data_dir: DataDir, proposal: Proposal, as_json: JsonOut = False) 
 def adopt(data_dir: DataDir, proposal: Proposal, as_json: JsonOut = False) -> None:
     """Chair: adopt after a last call without appeal (an allocation is then delegated)."""
     _act(data_dir, as_json, lambda node, s: node.governance.adopt(s, proposal))
+
+
+@app.command("submit")
+def submit(data_dir: DataDir, proposal: Proposal, as_json: JsonOut = False) -> None:
+    """Proposer: send a draft to the chair, who opens it for discussion."""
+    _act(data_dir, as_json, lambda node, s: node.governance.submit(s, proposal))
 
 
 @app.command("withdraw")

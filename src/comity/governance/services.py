@@ -23,7 +23,7 @@ does not follow from its ballots, or is below quorum, is refused.
 log, whose act is public to the council (it names the council, ``n``, the
 proposal, the stage and the hash of the stage change).
 
-Stages: ``submitted`` (at the proposer, on its way to the chair) →
+Stages: ``draft`` (at the proposer only) → ``submitted`` (on its way to the chair) →
 ``discussion`` (a minimum window) → ``voting`` → ``last-call`` (passed) or
 ``rejected``; ``last-call`` → ``adopted`` when the window ends without an
 appeal, or ``appealed`` → ``voting`` again (round 2, whose result is
@@ -95,7 +95,7 @@ _MAX_HELD = 1000  # stage changes held back per council, waiting for a gap to fi
 
 # Which stage may follow which (the first stage change of a proposal opens it).
 _FROM: dict[str, frozenset[str]] = {
-    "discussion": frozenset({"", "submitted"}),
+    "discussion": frozenset({"", "draft", "submitted"}),
     "voting": frozenset({"discussion", "appealed"}),
     "last-call": frozenset({"voting"}),
     "rejected": frozenset({"voting"}),
@@ -196,8 +196,10 @@ class Governance:
     # -- proposals ---------------------------------------------------------------------
 
     def propose(self, session: Session, council_id: str, *, kind: ProposalKind, title: str,
-                text: str, effect: dict[str, Any]) -> dict[str, Any]:
+                text: str, effect: dict[str, Any], draft: bool = False) -> dict[str, Any]:
         """Make and sign a proposal; the chair opens it for discussion.
+
+        A ``draft`` stays here, seen by nobody else, until :meth:`submit`.
 
         Raises:
             CouncilNotFoundError, NotAMemberError, InvalidDocumentError,
@@ -209,21 +211,49 @@ class Governance:
                "kind": kind.value, "title": title, "text": text, "effect": effect,
                "proposer": local.node_id, "created": format_ts(self.clock.now())}
         signed = parse_proposal(sign(local, doc).to_dict())
-        if kind is ProposalKind.ALLOCATION:
-            self.ensure_pools(session, council)
-            block = parse_block(effect["block"])
-            if block.kind is not Kind.ASN and block.prefix_length is None:
-                raise InvalidResourceError(f"{block} is not one CIDR prefix: a council "
-                                           "allocates whole prefixes")
-            self.registry.check_free(session, council.name, block)
-        if local.node_id == council.chair:
-            self._emit(session, council, {"proposal": doc["id"], "stage": "discussion",
-                                          "proposal_doc": signed.to_dict()})
+        self._check_effect(session, council, signed)
+        if draft:
+            self._store_proposal(session, signed, stage="draft")
         else:
-            self._store_proposal(session, signed, stage="submitted")
-            self._to_chair(session, council, {"action": "propose",
-                                              "document": signed.to_dict()})
+            self._submit(session, council, signed)
         return self.show(session, str(doc["id"]))
+
+    def submit(self, session: Session, proposal_id: str) -> dict[str, Any]:
+        """Send a draft to the chair, who opens it for discussion.
+
+        Raises:
+            StageError: not a draft, or not this node's.
+        """
+        p = self._proposal(session, proposal_id)
+        if p.stage != "draft" or p.proposer != self.identity.get().node_id:
+            raise StageError(f"the proposal is {p.stage}; only the proposer submits a draft")
+        council = self.council(session, p.council)
+        signed = self._signed_proposal(p)
+        self._check_effect(session, council, signed)
+        self._submit(session, council, signed, stored=p)
+        return self.show(session, proposal_id)
+
+    def _check_effect(self, session: Session, council: Council, signed: Signed) -> None:
+        if signed.doc["kind"] != ProposalKind.ALLOCATION.value:
+            return
+        self.ensure_pools(session, council)
+        block = parse_block(signed.doc["effect"]["block"])
+        if block.kind is not Kind.ASN and block.prefix_length is None:
+            raise InvalidResourceError(f"{block} is not one CIDR prefix: a council "
+                                       "allocates whole prefixes")
+        self.registry.check_free(session, council.name, block)
+
+    def _submit(self, session: Session, council: Council, signed: Signed, *,
+                stored: Proposal | None = None) -> None:
+        if self.identity.get().node_id == council.chair:
+            self._emit(session, council, {"proposal": signed.doc["id"], "stage": "discussion",
+                                          "proposal_doc": signed.to_dict()})
+            return
+        if stored is None:
+            self._store_proposal(session, signed, stage="submitted")
+        else:
+            stored.stage, stored.stage_at = "submitted", self.clock.now()
+        self._to_chair(session, council, {"action": "propose", "document": signed.to_dict()})
 
     def _store_proposal(self, session: Session, signed: Signed, *, stage: str) -> Proposal:
         d = signed.doc
@@ -367,6 +397,9 @@ class Governance:
         local = self.identity.get().node_id
         if local != p.proposer:
             raise StageError("only the proposer may withdraw a proposal")
+        if p.stage == "draft":  # nobody else has seen it
+            p.stage, p.stage_at = "withdrawn", self.clock.now()
+            return self.show(session, proposal_id)
         if p.stage not in _FROM["withdrawn"]:
             raise StageError(f"the proposal is {p.stage}; it can be withdrawn during "
                              "discussion or voting")
