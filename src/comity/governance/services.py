@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from comity.agreements.schemas import AgreementStatus, CouncilRules, Majority, ProposalKind
@@ -126,6 +127,13 @@ def _json(doc: Any) -> str:
     return canonical.dumps(doc).decode()
 
 
+def _lock_council(session: Session, council_id: str) -> None:
+    """One writer of a council's sequence at a time (SQLite: its single write lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                        {"k": zlib.crc32(f"comity.council.{council_id}".encode())})
+
+
 class Governance:
     """The councils this node is a member of."""
 
@@ -182,8 +190,8 @@ class Governance:
     def ensure_pools(self, session: Session, council: Council) -> None:
         """The council's pools, as its agreement names them (the same on every member)."""
         held = {(p.kind, p.start_key) for p in self.registry.pools(session, council.name)}
-        for text in council.rules.pools:
-            block = parse_block(text)
+        for pool in council.rules.pools:
+            block = parse_block(pool)
             if (block.kind.value, block.start_key) not in held:
                 self.registry.add_pool(session, registry=council.name, block=block,
                                        name=f"pool of council {council.name}",
@@ -536,6 +544,7 @@ class Governance:
 
     def _emit(self, session: Session, council: Council, change: dict[str, Any]) -> None:
         """The chair numbers a stage change, applies it here and sends it to every member."""
+        _lock_council(session, council.council_id)
         body = {"council": council.council_id, "n": self.last_n(session, council.council_id) + 1,
                 "at": format_ts(self.clock.now()), **change}
         body["digest"] = self.apply(session, council, body, check_digest=False)
@@ -589,6 +598,7 @@ class Governance:
             RegistryError
         """
         stage = body["stage"]
+        _lock_council(session, council.council_id)
         if body["n"] != self.last_n(session, council.council_id) + 1:
             raise StageError(f"stage change {body['n']} is not the next of council "
                              f"{council.name}")
