@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -37,6 +38,7 @@ from sqlalchemy import (
     Table,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -49,6 +51,7 @@ __all__ = [
     "Base",
     "BulkInsert",
     "UTCDateTime",
+    "advisory_lock",
     "bigint_pk",
     "make_engine",
     "plain_rows",
@@ -165,6 +168,18 @@ class BulkInsert:
                 out.append(tuple(values))
             rows = out
         conn.exec_driver_sql(sql, list(rows))
+
+
+def advisory_lock(session: Session, name: str) -> None:
+    """Hold the lock ``name`` until the transaction ends, so its writers go one at a time.
+
+    PostgreSQL: a transaction-scoped advisory lock keyed by the name's CRC-32.
+    SQLite needs nothing: every write transaction holds the database's single
+    write lock from its start.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                        {"k": zlib.crc32(name.encode())})
 
 
 def plain_rows(conn: Connection, stmt: Select[Any]) -> list[tuple[Any, ...]]:

@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from comity.agreements.schemas import AgreementStatus, CouncilRules, Majority, ProposalKind
 from comity.agreements.services import AgreementView, get_agreement, list_agreements
 from comity.clock import Clock, format_ts, parse_ts
+from comity.db import advisory_lock
 from comity.federation.errors import BadSignatureError
 from comity.federation.receiving import party_verifier
 from comity.federation.registry import ReceiveContext
@@ -70,6 +70,7 @@ from comity.governance.documents import (
 from comity.governance.errors import (
     BallotRefusedError,
     CouncilNotFoundError,
+    GovernanceError,
     InvalidDocumentError,
     NotAMemberError,
     ProposalNotFoundError,
@@ -127,11 +128,16 @@ def _json(doc: Any) -> str:
     return canonical.dumps(doc).decode()
 
 
+def _summary(p: Proposal) -> dict[str, Any]:
+    return {"id": p.proposal_id, "council": p.council, "kind": p.kind, "title": p.title,
+            "proposer": p.proposer, "stage": p.stage, "round": p.round,
+            "stage_at": format_ts(p.stage_at),
+            "window_until": None if p.window_until is None else format_ts(p.window_until)}
+
+
 def _lock_council(session: Session, council_id: str) -> None:
-    """One writer of a council's sequence at a time (SQLite: its single write lock)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                        {"k": zlib.crc32(f"comity.council.{council_id}".encode())})
+    """One writer of a council's sequence at a time."""
+    advisory_lock(session, f"comity.council.{council_id}")
 
 
 class Governance:
@@ -498,10 +504,14 @@ class Governance:
         d = signed.doc
         if session.get(Ballot, (d["proposal"], d["round"], d["voter"])) is not None:
             raise BallotRefusedError(f"{d['voter']} has already voted in round {d['round']}")
-        session.add(Ballot(proposal_id=d["proposal"], round=d["round"], voter=d["voter"],
-                           choice=d["choice"], document=_json(d), signature=signed.signature,
-                           signer_serial=signed.serial, received_at=self.clock.now()))
+        session.add(self._ballot_row(signed))
         session.flush()
+
+    def _ballot_row(self, signed: Signed) -> Ballot:
+        d = signed.doc
+        return Ballot(proposal_id=d["proposal"], round=d["round"], voter=d["voter"],
+                      choice=d["choice"], document=_json(d), signature=signed.signature,
+                      signer_serial=signed.serial, received_at=self.clock.now())
 
     def _accept_appeal(self, session: Session, council: Council, signed: Signed) -> None:
         d = signed.doc
@@ -667,31 +677,56 @@ class Governance:
         session.flush()
         return digest
 
-    def _check_decision(self, session: Session, council: Council, p: Proposal,
-                        body: dict[str, Any]) -> None:
-        """Recompute the tally from the signed ballots; refuse a decision that differs."""
-        choices: dict[str, str] = {}
-        for raw in body.get("ballots") or []:
+    def _sort_ballots(self, session: Session, council: Council, ballots: list[Any], *,
+                      proposal_id: str, doc_hash: str, round_: int | None,
+                      closed_at: dt.datetime | None) -> tuple[dict[str, Signed],
+                                                              list[GovernanceError]]:
+        """The signed ballots that count (one per voting member), and what is wrong with the rest.
+
+        A ballot counts if its voter is a member who has not voted already in
+        this list, it is for this proposal, council, round and text, it was
+        cast before ``closed_at`` (when given), and its signature verifies.
+
+        Raises:
+            InvalidDocumentError: a ballot is not even shaped like one.
+        """
+        valid: dict[str, Signed] = {}
+        problems: list[GovernanceError] = []
+        for raw in ballots:
             b = parse_ballot(raw)
             d = b.doc
             if b.author not in council.members:
-                raise NotAMemberError(f"a ballot of {b.author}, who is not a member")
-            if b.author in choices:
-                raise TallyMismatchError(f"{b.author} voted twice")
-            if (d["proposal"], d["council"], d["round"], d["doc_hash"]) != (
-                    p.proposal_id, council.council_id, p.round, p.doc_hash):
-                raise TallyMismatchError(f"the ballot of {b.author} is for another proposal, "
-                                         "round or text")
-            if p.window_until is not None and parse_ts(d["cast"]) > p.window_until:
-                raise TallyMismatchError(f"the ballot of {b.author} was cast after the vote "
-                                         "closed")
-            self._verify(session, b)
-            choices[b.author] = d["choice"]
+                problems.append(NotAMemberError(f"a ballot of {b.author}, who is not a member"))
+            elif b.author in valid:
+                problems.append(TallyMismatchError(f"{b.author} voted twice"))
+            elif (d["proposal"], d["council"], d["round"], d["doc_hash"]) != (
+                    proposal_id, council.council_id, round_, doc_hash):
+                problems.append(TallyMismatchError(
+                    f"the ballot of {b.author} is for another proposal, round or text"))
+            elif closed_at is not None and parse_ts(d["cast"]) > closed_at:
+                problems.append(TallyMismatchError(
+                    f"the ballot of {b.author} was cast after the vote closed"))
+            else:
+                try:
+                    self._verify(session, b)
+                except InvalidDocumentError as e:
+                    problems.append(e)
+                else:
+                    valid[b.author] = b
+        return valid, problems
+
+    def _check_decision(self, session: Session, council: Council, p: Proposal,
+                        body: dict[str, Any]) -> None:
+        """Recompute the tally from the signed ballots; refuse a decision that differs."""
+        valid, problems = self._sort_ballots(
+            session, council, body.get("ballots") or [], proposal_id=p.proposal_id,
+            doc_hash=p.doc_hash, round_=p.round, closed_at=p.window_until)
+        if problems:
+            raise problems[0]
+        for b in valid.values():
             if session.get(Ballot, (p.proposal_id, p.round, b.author)) is None:
-                session.add(Ballot(proposal_id=p.proposal_id, round=p.round, voter=b.author,
-                                   choice=d["choice"], document=_json(d),
-                                   signature=b.signature, signer_serial=b.serial,
-                                   received_at=self.clock.now()))
+                session.add(self._ballot_row(b))
+        choices = {voter: b.doc["choice"] for voter, b in valid.items()}
         tally = self._tally(council, p, choices)
         if not tally.quorate:
             raise QuorumError(f"{tally.cast} of {tally.members} members voted; the quorum is "
@@ -741,28 +776,12 @@ class Governance:
             change = stage.get("change") or {}
             if "ballots" not in change:
                 continue
-            problems: list[str] = []
-            choices: dict[str, str] = {}
-            round_ = next((b.get("round") for b in (parse_ballot(r).doc
-                                                    for r in change["ballots"])), None)
-            for raw in change["ballots"]:
-                ballot = parse_ballot(raw)
-                d = ballot.doc
-                try:
-                    self._verify(session, ballot)
-                except InvalidDocumentError as e:
-                    problems.append(e.detail)
-                    continue
-                if ballot.author not in council.members:
-                    problems.append(f"{ballot.author} is not a member")
-                elif ballot.author in choices:
-                    problems.append(f"{ballot.author} voted twice")
-                elif (d["proposal"], d["doc_hash"], d["round"]) != (
-                        proposal.doc["id"], proposal.doc_hash, round_):
-                    problems.append(f"the ballot of {ballot.author} is for another proposal, "
-                                    "text or round")
-                else:
-                    choices[ballot.author] = d["choice"]
+            round_ = next((parse_ballot(r).doc["round"] for r in change["ballots"]), None)
+            valid, errors = self._sort_ballots(
+                session, council, change["ballots"], proposal_id=proposal.doc["id"],
+                doc_hash=proposal.doc_hash, round_=round_, closed_at=None)
+            problems = [e.detail for e in errors]
+            choices = {voter: b.doc["choice"] for voter, b in valid.items()}
             stated = change.get("tally") or {}
             try:
                 tally = count(council.members, choices, quorum=int(stated["quorum"]),
@@ -795,10 +814,7 @@ class Governance:
                     "signed": self._signed_ballot(b).to_dict()}
                    for b in session.scalars(select(Ballot).where(
                        Ballot.proposal_id == proposal_id).order_by(Ballot.round, Ballot.voter))]
-        return {"id": p.proposal_id, "council": p.council, "kind": p.kind, "title": p.title,
-                "proposer": p.proposer, "stage": p.stage, "round": p.round,
-                "stage_at": format_ts(p.stage_at),
-                "window_until": None if p.window_until is None else format_ts(p.window_until),
+        return {**_summary(p),
                 "outcome": None if p.outcome is None else orjson.loads(p.outcome),
                 "document": self._signed_proposal(p).to_dict(), "doc_hash": p.doc_hash,
                 "stages": stages, "ballots": ballots}
@@ -810,11 +826,7 @@ class Governance:
             q = q.where(Proposal.council == council_id)
         if stage is not None:
             q = q.where(Proposal.stage == stage)
-        return [{"id": p.proposal_id, "council": p.council, "kind": p.kind, "title": p.title,
-                 "proposer": p.proposer, "stage": p.stage, "round": p.round,
-                 "stage_at": format_ts(p.stage_at),
-                 "window_until": None if p.window_until is None else format_ts(p.window_until)}
-                for p in session.scalars(q.order_by(Proposal.created_at.desc()))]
+        return [_summary(p) for p in session.scalars(q.order_by(Proposal.created_at.desc()))]
 
     def status(self, session: Session, council_id: str) -> dict[str, Any]:
         """A council's rules in force, members, last decision and registry digest."""

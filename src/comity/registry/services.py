@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from comity.clock import format_ts
+from comity.db import advisory_lock
 from comity.registry.errors import (
     InvalidResourceError,
     NotFoundError,
@@ -76,10 +76,8 @@ def lock_kind(session: Session, kind: Kind) -> None:
     SQLite needs nothing more: every write transaction holds the database's
     single write lock from its start.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # One lock per kind: writers of IPv4 do not wait for writers of AS numbers.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                        {"k": zlib.crc32(f"comity.registry.{kind.value}".encode())})
+    # One lock per kind: writers of IPv4 do not wait for writers of AS numbers.
+    advisory_lock(session, f"comity.registry.{kind.value}")
 
 
 class Registry:
@@ -170,24 +168,21 @@ class Registry:
     # -- reading ---------------------------------------------------------------
 
     @staticmethod
-    def _covering_start(session: Session, table: Any, block: Block) -> Any:
-        """The row of ``table`` overlapping ``block``, if any (rows never overlap)."""
-        row = session.scalar(select(table).where(
-            table.kind == block.kind.value, table.start_key <= block.end_key,
+    def _last_starting(session: Session, table: Any, kind: Kind, at: str) -> Any:
+        """The row of ``table`` with the greatest start not after ``at`` (one index seek)."""
+        return session.scalar(select(table).where(
+            table.kind == kind.value, table.start_key <= at,
         ).order_by(table.start_key.desc()).limit(1))
-        if row is not None and row.end_key >= block.start_key:
-            return row
-        return None
 
-    @staticmethod
-    def _covering(session: Session, table: Any, block: Block) -> Any:
+    def _covering_start(self, session: Session, table: Any, block: Block) -> Any:
+        """The row of ``table`` overlapping ``block``, if any (rows never overlap)."""
+        row = self._last_starting(session, table, block.kind, block.end_key)
+        return row if row is not None and row.end_key >= block.start_key else None
+
+    def _covering(self, session: Session, table: Any, block: Block) -> Any:
         """The row of ``table`` containing all of ``block``, if any."""
-        row = session.scalar(select(table).where(
-            table.kind == block.kind.value, table.start_key <= block.start_key,
-        ).order_by(table.start_key.desc()).limit(1))
-        if row is not None and row.end_key >= block.end_key:
-            return row
-        return None
+        row = self._last_starting(session, table, block.kind, block.start_key)
+        return row if row is not None and row.end_key >= block.end_key else None
 
     def lookup(self, session: Session, block: Block) -> Found:
         """The most specific registration containing ``block``.
