@@ -1,4 +1,5 @@
-"""The ASGI application of a node: ``/api``, ``/federation/``, ``/log/``, ``/taxii2/``, ``/rdap/``.
+"""The ASGI application of a node: ``/api``, ``/federation/``, ``/log/``, ``/taxii2/``, ``/rdap/``,
+and the web UI under ``/ui/``.
 
 Also ``/governance/`` (settled council decisions, public), ``/healthz`` and
 ``/openapi.json``.
@@ -41,6 +42,8 @@ from comity.requests.api import router as requests_router
 from comity.sharing.api import router as sharing_router
 from comity.sharing.sync import SyncService
 from comity.sharing.taxii import router as taxii_router
+from comity.web.api import router as web_router
+from comity.web.core import problem_page
 
 __all__ = ["create_app"]
 
@@ -86,6 +89,9 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
         ("/api/evidence/packages", node.settings.evidence_max_bytes),
         ("/taxii2/", node.settings.taxii_max_content_length),
         ("/api", node.settings.max_api_body_bytes),
+        # A request's acts may carry an evidence file; every other form is small.
+        ("/ui/requests/", node.settings.evidence_max_bytes),
+        ("/ui/", node.settings.max_api_body_bytes),
     ])
     # Routes are matched in order, and TAXII pages are the bulk of a busy
     # node's traffic: its router is tried first.
@@ -105,6 +111,8 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.include_router(registry_api_router)
     app.include_router(governance_api_router)
     app.include_router(governance_public_router)
+    app.include_router(web_router)
+    app.state.problem_page = problem_page
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database check")
     def healthz(request: Request) -> Response:

@@ -47,6 +47,7 @@ from comity.registry.cli import app as registry_app
 from comity.reports.cli import app as report_app
 from comity.requests.cli import app as requests_app
 from comity.sharing.cli import app as sharing_app
+from comity.web.cli import app as user_app
 
 __all__ = ["app", "main"]
 
@@ -268,6 +269,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(sharing_app, name="sharing")
 app.add_typer(registry_app, name="registry")
 app.add_typer(council_app, name="council")
+app.add_typer(user_app, name="user")
 app.command("demo")(demo)
 
 

@@ -85,26 +85,57 @@ async def check_bearer(request: Request, candidate: str | None) -> None:
     await run_in_threadpool(lookup)
 
 
-def install_error_handlers(app: Any) -> None:
-    """Map every error to problem+json."""
+def _page(request: Request, exc: Problem) -> Response | None:
+    """The web UI's HTML answer for an error under ``/ui/`` (None elsewhere)."""
+    hook = getattr(request.app.state, "problem_page", None)
+    if hook is None or not request.url.path.startswith("/ui/"):
+        return None
+    page: Response = hook(request, exc)
+    return page
 
-    async def on_problem(_: Request, exc: Exception) -> Response:
+
+class _Invalid(Problem):
+    slug = "invalid-request"
+    status = 422
+    title = "Request is not valid"
+
+
+class _HttpError(Problem):
+    title = "Not found"
+
+
+def install_error_handlers(app: Any) -> None:
+    """Map every error to problem+json (to an HTML page under ``/ui/``)."""
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
+        page = _page(request, exc)
+        if page is not None:
+            return page
         return problem_response(exc.to_dict(), exc.status)
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
                   for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(x) for x in first["loc"])
+        page = _page(request, _Invalid(f"{where}: {first['msg']}"))
+        if page is not None:
+            return page
         return problem_response({
             "type": problem_type("invalid-request"), "title": "Request is not valid",
             "status": 422, "detail": f"{where}: {first['msg']}", "errors": errors}, 422)
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        error = _HttpError(str(exc.detail))
+        error.status = exc.status_code  # type: ignore[misc]
+        error.title = str(exc.detail)  # type: ignore[misc]
+        page = _page(request, error)
+        if page is not None:
+            return page
         return problem_response({"type": problem_type(slug), "title": str(exc.detail),
                                  "status": exc.status_code, "detail": str(exc.detail)},
                                 exc.status_code)

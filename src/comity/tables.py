@@ -17,10 +17,11 @@ from comity.ledger import models as ledger_models
 from comity.registry import models as registry_models
 from comity.requests import models as requests_models
 from comity.sharing import models as sharing_models
+from comity.web import models as web_models
 
 __all__ = ["metadata"]
 
 metadata = Base.metadata
 _DOMAINS = (agreements_models, auth_models, evidence_models, federation_models,
             governance_models, identity_models, ledger_models, registry_models,
-            requests_models, sharing_models)
+            requests_models, sharing_models, web_models)
