@@ -43,7 +43,7 @@ from comity.sharing.api import router as sharing_router
 from comity.sharing.sync import SyncService
 from comity.sharing.taxii import router as taxii_router
 from comity.web.api import router as web_router
-from comity.web.core import problem_page
+from comity.web.core import ServerTiming, problem_page
 
 __all__ = ["create_app"]
 
@@ -81,6 +81,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.state.tokens = TokenCache()
     app.state.evidence_uploads = set()
     install_error_handlers(app)
+    app.add_middleware(ServerTiming)
     app.add_middleware(BodyLimitMiddleware, limits=[
         ("/federation/cards", CARD_CHAIN_BYTES),
         ("/log/add-checkpoint", MAX_ADD_CHECKPOINT_BYTES),
