@@ -22,7 +22,7 @@ import datetime as dt
 import hmac
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -168,14 +168,14 @@ def view(*roles: Role) -> Callable[[Request], Awaitable[Actor]]:
     return dependency
 
 
-def action(name: str, *roles: Role) -> Callable[[Request], Awaitable[Act]]:
+def action(name: str, *roles: Role) -> Callable[[Request], AsyncIterator[Act]]:
     """Dependency of an action: role and CSRF checked, refusals audited.
 
     ``name`` is the action's name in the audit trail; every action must name
     at least one role except an actor's own preferences and signing out.
     """
 
-    async def dependency(request: Request) -> Act:
+    async def dependency(request: Request) -> AsyncIterator[Act]:
         from starlette.concurrency import run_in_threadpool
 
         node = get_node(request)
@@ -203,7 +203,11 @@ def action(name: str, *roles: Role) -> Callable[[Request], Awaitable[Act]]:
                                 "try again")
             return Act(actor, form, node, address)
 
-        return await run_in_threadpool(check)
+        try:
+            yield await run_in_threadpool(check)
+        finally:
+            # Uploaded files spool to temporary files: remove them once answered.
+            await form.close()
 
     dependency.comity_action = (name, roles)  # type: ignore[attr-defined]
     return dependency

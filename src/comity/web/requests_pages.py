@@ -30,6 +30,7 @@ from comity.db import read_scope, session_scope
 from comity.http import get_node
 from comity.identity.services import list_peers
 from comity.requests import lifecycle
+from comity.requests.catalog import OUTCOMES
 from comity.requests.errors import RequestValidationError
 from comity.requests.services import EventInput, RequestFilter
 from comity.web.accounts import Actor, Role
@@ -155,6 +156,9 @@ def request_page(request: Request, request_id: str,
         event = lifecycle.EVENTS[name]
         if event.preservation_only and not spec.preservation:
             continue
+        if (event.target is not None and event.target.value in OUTCOMES
+                and event.target.value not in spec.outcomes):
+            continue  # an outcome this type of request cannot have
         acts.append({"name": name, "title": event.title,
                      "elements": [{"name": e, "required": e in event.required,
                                    "kind": _kind(e)}
