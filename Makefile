@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= comity-demo
 
-.PHONY: setup run check-demo test lint typecheck docs bench clean
+.PHONY: setup run check-demo test lint typecheck docs messages bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -46,6 +46,15 @@ docs: setup
 	$(BIN)/typer comity.cli utils docs --name comity --title "The comity command line" \
 		--output docs/cli.md
 
+## Refresh the web UI's message catalogs from the templates and code (then translate the
+## new empty entries in src/comity/web/locale/*/LC_MESSAGES/comity.po; a test checks).
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ --no-location --sort-output \
+		--project Comity --copyright-holder "Comity contributors" \
+		-o src/comity/web/locale/comity.pot .
+	$(BIN)/pybabel update -D comity -i src/comity/web/locale/comity.pot \
+		-d src/comity/web/locale --no-fuzzy-matching --ignore-obsolete
+
 bench: setup
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench.federation --postgres --out bench/results/federation.json
@@ -55,6 +64,7 @@ bench: setup
 	$(BIN)/python -m bench.taxii --out bench/results/taxii.json
 	$(BIN)/python -m bench.registry_import --out bench/results/registry_import.json
 	$(BIN)/python -m bench.rdap --out bench/results/rdap.json
+	$(BIN)/python -m bench.ui --out bench/results/ui.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO_DIR)
