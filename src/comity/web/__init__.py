@@ -5,3 +5,5 @@ loads anything from a third party, which would tell it who operates the node
 and when). Every action checks a role and a CSRF token and is written to the
 audit trail.
 """
+
+__all__: list[str] = []

@@ -42,6 +42,7 @@ from comity.web.accounts import (
     user_roles,
 )
 from comity.web.core import Act, action, cookie_name, redirect, render, view
+from comity.web.domain_pages import router as domain_router
 from comity.web.models import AuditEntry
 from comity.web.requests_pages import router as requests_router
 
@@ -273,3 +274,4 @@ def audit_page(request: Request, actor: Annotated[Actor, Depends(view(Role.ADMIN
 
 
 router.include_router(requests_router)
+router.include_router(domain_router)
