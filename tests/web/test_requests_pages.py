@@ -70,11 +70,14 @@ def test_preservation_request_from_draft_to_verified_evidence(fed: LocalFederati
     assert 'data-status="verified"' in page
     assert "traffic.log" in page
     # The live part the page polls shows the same, and offers a reload once the state moves.
-    live = officer.get(f"/ui/requests/{rid}?part=live&since=sent",
+    live = officer.get(f"/ui/requests/{rid}?part=state&since=sent",
                        headers={"hx-request": "true"}).text
     assert "<html" not in live
     assert 'data-state="executed_partially"' in live
     assert "reload" in live
+    record = officer.get(f"/ui/requests/{rid}?part=record", headers={"hx-request": "true"}).text
+    assert "<html" not in record
+    assert 'data-status="verified"' in record
 
 
 def test_supervisor_can_return_a_draft_with_reasons(fed: LocalFederation) -> None:

@@ -165,8 +165,9 @@ def request_page(request: Request, request_id: str,
                                   for e in [*event.required, *event.optional]
                                   + (["grounds"] if name == "refuse" and "grounds" not in
                                      event.required else [])]})
-    template = ("_request_live.html" if request.headers.get("hx-request")
-                and request.query_params.get("part") == "live" else "request.html")
+    part = request.query_params.get("part") if request.headers.get("hx-request") else None
+    template = {"state": "_request_state.html",
+                "record": "_request_record.html"}.get(part or "", "request.html")
     return render(request, template, actor=actor, r=shown, peer=peer, acts=acts,
                   grounds={g: catalog.refusal_grounds[g].title for g in spec.refusal_grounds
                            if g in catalog.refusal_grounds},
