@@ -37,6 +37,7 @@ typecheck: setup
 ## The whole suite: lint, types, and tests on SQLite and PostgreSQL.
 test: setup
 	@scripts/ensure-postgres.sh >/dev/null
+	@scripts/ensure-chromium.sh >/dev/null
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

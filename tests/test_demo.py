@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -99,6 +101,7 @@ def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> 
             rdap = httpx.get(f"{node['rdap']}ip/45.64.1.77", trust_env=False)
             assert rdap.status_code == 200
             assert rdap.json()["handle"] == "45.64.1.0/24"
+            _check_ui_accounts(node, "".join(lines))
         if attempt == 1:
             assert any("Restarting" in ln for ln in lines)
         proc.send_signal(signal.SIGTERM)
@@ -110,3 +113,31 @@ def test_demo_runs_until_sigterm_and_restarts_the_same_nodes(tmp_path: Path) -> 
                 raise AssertionError(f"{node['key']} still answers after shutdown")
             except httpx.HTTPError:
                 pass
+
+
+UI_LANGUAGE = {"fr-moj": "fr", "ke-poc": "en", "cn-cert": "zh"}
+
+
+def _check_ui_accounts(node: dict[str, Any], banner: str) -> None:
+    """One account per role, listed in the banner, that signs in and reads its language."""
+    ui = node["ui"]
+    assert ui["url"] == f"{node['url']}/ui/"
+    accounts = {a["username"]: a for a in ui["accounts"]}
+    roles = ["officer", "supervisor", "analyst", "delegate", "administrator"]
+    assert sorted(accounts) == sorted(roles)
+    for role in roles:
+        assert accounts[role]["roles"] == [role]
+        assert len(accounts[role]["password"]) >= 12
+        assert accounts[role]["password"] in banner
+    assert ui["url"] in banner
+    with httpx.Client(base_url=node["url"], trust_env=False) as client:
+        page = client.get("/ui/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found
+        resp = client.post("/ui/login", data={
+            "username": "officer", "password": accounts["officer"]["password"],
+            "csrf": found.group(1), "next": "/ui/"})
+        assert resp.status_code == 303, resp.text
+        home = client.get("/ui/")
+        assert home.status_code == 200
+        assert f'<html lang="{UI_LANGUAGE[node["key"]]}">' in home.text

@@ -13,6 +13,11 @@ every node's checkpoint cosigned by its partners, each log verified,
 one receipt proven to a third party offline, and one forged checkpoint caught
 by the witness it was shown to.
 
+Each node also gets one web UI account per role (``officer``, ``supervisor``,
+``analyst``, ``delegate``, ``administrator``) with a random password, reading
+the pages in the node's language; the banner and ``federation.json`` (mode
+0600) list them, and nothing else does.
+
 ``comity demo --dir DIR`` leaves the federation running (and on a second run
 restarts the same nodes); ``comity demo --check`` runs the scenario in a
 temporary directory, prints one JSON object as its last line, and exits 1
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -53,11 +59,14 @@ __all__ = ["Federation", "demo"]
 
 PARTICIPANTS: list[dict[str, Any]] = [
     {"key": "fr-moj", "name": "Ministère de la Justice — Bureau de l'entraide pénale",
-     "kind": "central-authority", "jurisdiction": "FR", "languages": ["fr", "en"]},
+     "kind": "central-authority", "jurisdiction": "FR", "languages": ["fr", "en"],
+     "timezone": "Europe/Paris"},
     {"key": "ke-poc", "name": "Kenya 24/7 Cybercrime Point of Contact",
-     "kind": "point-of-contact-24-7", "jurisdiction": "KE", "languages": ["en", "sw"]},
+     "kind": "point-of-contact-24-7", "jurisdiction": "KE", "languages": ["en", "sw"],
+     "timezone": "Africa/Nairobi"},
     {"key": "cn-cert", "name": "国家计算机网络应急技术处理协调中心 (National CERT)",
-     "kind": "cert", "jurisdiction": "CN", "languages": ["zh", "en"]},
+     "kind": "cert", "jurisdiction": "CN", "languages": ["zh", "en"],
+     "timezone": "Asia/Shanghai"},
 ]
 
 SCOPE = {
@@ -72,12 +81,42 @@ SCOPE = {
 }
 
 
+def _seed_accounts(node: LocalNode, languages: list[str], timezone: str
+                   ) -> list[dict[str, Any]]:
+    """One web UI account per role on ``node`` (not running yet), each with a random password.
+
+    The accounts read the pages in the node's first language the UI speaks.
+    Returns them as the manifest lists them, passwords included.
+    """
+    from comity.db import session_scope
+    from comity.web.accounts import LANGUAGES, Role, add_user
+
+    language = next((lang for lang in languages if lang in LANGUAGES), LANGUAGES[0])
+    accounts: list[dict[str, Any]] = []
+    opened = node.open_node()
+    try:
+        with session_scope(opened.sessions) as session:
+            for role in Role:
+                password = secrets.token_urlsafe(12)
+                add_user(session, username=role.value, password=password,
+                         roles=frozenset({role}), clock=opened.clock, language=language,
+                         timezone=timezone)
+                accounts.append({"username": role.value, "password": password,
+                                 "roles": [role.value], "language": language})
+    finally:
+        opened.close()
+    return accounts
+
+
 class Federation:
-    """Three demo nodes as child processes."""
+    """Three demo nodes as child processes, with the web UI accounts seeded on each."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.nodes: list[LocalNode] = []
+        # Per node key: the seeded UI accounts, passwords included (kept only in the
+        # 0600 manifest and shown in the banner).
+        self.accounts: dict[str, list[dict[str, Any]]] = {}
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -86,6 +125,7 @@ class Federation:
                              url=f"http://127.0.0.1:{free_port()}")
             node.init(name=p["name"], kind=p["kind"], jurisdiction=p["jurisdiction"],
                       languages=p["languages"])
+            self.accounts[node.key] = _seed_accounts(node, p["languages"], p["timezone"])
             self.nodes.append(node)
 
     def load(self) -> None:
@@ -93,6 +133,7 @@ class Federation:
         for n in doc["nodes"]:
             self.nodes.append(LocalNode(key=n["key"], data_dir=Path(n["data_dir"]),
                                         url=n["url"]))
+            self.accounts[n["key"]] = list(n.get("ui", {}).get("accounts", []))
 
     def start(self) -> None:
         for node in self.nodes:
@@ -115,7 +156,9 @@ class Federation:
                           "openapi": f"{n.url}/openapi.json", "log": f"{n.url}/log",
                           "taxii": f"{n.url}/taxii2/comity/",
                           "rdap": f"{n.url}/rdap/",
-                          "token": n.token}
+                          "token": n.token,
+                          "ui": {"url": f"{n.url}/ui/",
+                                 "accounts": self.accounts.get(n.key, [])}}
                          for n in self.nodes]}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -288,6 +331,12 @@ def _print_banner(fed: Federation, manifest: Path) -> None:
     for n in fed.nodes:
         print(f"  {n.name}\n    API: {n.url}/api  (OpenAPI: {n.url}/openapi.json)  "
               f"node id {n.node_id}")
+        accounts = fed.accounts.get(n.key, [])
+        if accounts:
+            print(f"    Web UI: {n.url}/ui/  sign in as (username / password):")
+            for a in accounts:
+                print(f"      {a['username']:<14} {a['password']}")
+    print(f"The web UI accounts (one per role, each node its own) are also in {manifest}")
     cli = Path(sys.executable).parent / "comity"
     print(f"API calls need the node's token (Authorization: Bearer …) from {manifest}")
     print(f"Try:  {cli} agreement list --data-dir {fed.nodes[0].data_dir}")
