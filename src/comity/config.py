@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         default=300.0, ge=0,
         description="How often partners' collections are pulled (0: only on demand).",
     )
+    ui_secure_cookies: Literal["auto", "always"] = Field(
+        default="auto",
+        description="Mark UI cookies Secure: 'auto' when the request came over HTTPS, "
+                    "'always' behind a TLS-terminating proxy that forwards plain HTTP.",
+    )
     host: str | None = Field(default=None, description="Bind address; default from the card URL.")
     port: int | None = Field(default=None, ge=1, le=65535)
 

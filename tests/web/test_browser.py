@@ -307,3 +307,25 @@ def test_keyboard_sign_in_and_french_pages(
     expect(page.locator("main h1, main h2").first).to_be_visible()
     french = _shot(page, pair, "10-dashboard-fr")
     _assert_pngs([login, dashboard, french])
+
+
+def test_pages_fit_a_tablet(pair: Pair, browser: Browser) -> None:
+    """At a tablet's width (768 px) no page needs sideways scrolling."""
+    context = browser.new_context(locale="en-GB", viewport={"width": 768, "height": 1024})
+    try:
+        context.set_default_timeout(20_000)
+        page = _sign_in(context, pair.fr, "officer")
+        wide: dict[str, int] = {}
+        for path in ("/ui/", "/ui/requests?direction=out",
+                     "/ui/requests/new?type=expedited-preservation", "/ui/agreements",
+                     "/ui/peers", "/ui/log", "/ui/registry", "/ui/reports", "/ui/settings"):
+            page.goto(f"{pair.fr.url}{path}")
+            overflow = int(page.evaluate(
+                "document.documentElement.scrollWidth - window.innerWidth"))
+            if overflow > 0:
+                wide[path] = overflow
+        tablet = _shot(page, pair, "11-tablet-settings")
+        assert wide == {}
+        _assert_pngs([tablet])
+    finally:
+        context.close()

@@ -108,3 +108,27 @@ def test_incomplete_draft_is_refused_with_the_article(fed: LocalFederation) -> N
     assert "Budapest Art. 29(2)" in resp.text
     listing = officer.get("/ui/requests").text
     assert "No requests match." in listing  # nothing stored half-way
+
+
+def test_refusal_needs_grounds_and_reaches_the_requester(fed: LocalFederation) -> None:
+    fr, ke, _ = two_authorities(fed)
+    make_user(fr, "dupont", Role.OFFICER)
+    make_user(fr, "martin", Role.SUPERVISOR)
+    make_user(ke, "otieno", Role.OFFICER)
+    rid = draft(Ui(fr, "dupont"))
+    Ui(fr, "martin").post(f"/ui/requests/{rid}/approve")
+    fed.pump()
+    poc = Ui(ke, "otieno")
+    page = poc.get(f"/ui/requests/{rid}").text
+    assert 'name="grounds" value="essential-interests"' in page
+    no_grounds = poc.post(f"/ui/requests/{rid}/events/refuse", {"reasons": "No."})
+    assert no_grounds.status_code == 422
+    assert "Budapest Art. 27(7)" in no_grounds.text
+    resp = poc.post(f"/ui/requests/{rid}/events/refuse",
+                    {"grounds": "essential-interests", "reasons": "Sovereignty."})
+    assert resp.status_code == 303, resp.text
+    fed.pump()
+    page = Ui(fr, "dupont").get(f"/ui/requests/{rid}").text
+    assert _state(page) == "refused"
+    assert "essential-interests" in page
+    assert "Sovereignty." in page

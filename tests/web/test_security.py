@@ -284,3 +284,31 @@ def test_administrator_manages_accounts_but_not_requests(
     # An administrator cannot lock themselves out.
     resp = admin.post("/ui/admin/users/admin", {"roles": "officer"})
     assert resp.status_code == 422
+
+
+def test_cookies_are_secure_when_the_node_is_told_so(fed: LocalFederation) -> None:
+    fr = fed.add("fr", ui_secure_cookies="always")
+    make_user(fr, "officer", Role.OFFICER)
+    page = fr.client.get("/ui/login")
+    assert "; secure" in page.headers["set-cookie"].lower()
+    # Over plain HTTP a client keeps a Secure cookie to itself: hand it over as a proxy would.
+    fr.client.cookies.clear()
+    token = csrf_of(page.text)
+    resp = fr.client.post("/ui/login", data={"username": "officer", "password": PASSWORD,
+                                              "csrf": token},
+                          headers={"cookie": f"comity_login_csrf={token}"},
+                          follow_redirects=False)
+    assert resp.status_code == 303
+    session_cookie = next(v for k, v in resp.headers.multi_items() if k == "set-cookie"
+                          and v.startswith(cookie_name(fr.node)))
+    assert "; secure" in session_cookie.lower()
+
+
+def test_history_restore_gets_the_whole_page(nodes: tuple[PeerNode, PeerNode, str]) -> None:
+    fr, _, _ = nodes
+    officer = Ui(fr, "officer")
+    part = officer.get("/ui/requests", headers={"hx-request": "true"}).text
+    assert "<html" not in part
+    whole = officer.get("/ui/requests", headers={"hx-request": "true",
+                                                 "hx-history-restore-request": "true"}).text
+    assert "<html" in whole

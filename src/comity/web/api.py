@@ -41,7 +41,7 @@ from comity.web.accounts import (
     update_user,
     user_roles,
 )
-from comity.web.core import Act, action, cookie_name, redirect, render, view
+from comity.web.core import Act, action, cookie_name, partial, redirect, render, view
 from comity.web.domain_pages import router as domain_router
 from comity.web.models import AuditEntry
 from comity.web.requests_pages import router as requests_router
@@ -77,7 +77,9 @@ def _safe_next(target: str | None) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether cookies must be Secure: over HTTPS, or always if the node is told so."""
+    return (request.url.scheme == "https"
+            or get_node(request).settings.ui_secure_cookies == "always")
 
 
 @router.get("/login")
@@ -166,7 +168,7 @@ def dashboard(request: Request, actor: Annotated[Actor, Depends(view())]) -> Res
         alarms = list_alarms(session)[:20]
         failed = session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.status == "failed")) or 0
-    template = "_dashboard.html" if request.headers.get("hx-request") else "dashboard.html"
+    template = "_dashboard.html" if partial(request) else "dashboard.html"
     return render(request, template, actor=actor, due=due, pending=pending, alarms=alarms,
                   failed=failed)
 

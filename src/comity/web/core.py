@@ -44,8 +44,7 @@ from comity.web.i18n import format_when, translations
 from comity.web.vocabulary import LABELS
 
 __all__ = ["Act", "Forbidden", "NotSignedIn", "ServerTiming", "action", "cookie_name",
-           "problem_page",
-           "render", "view"]
+           "partial", "problem_page", "redirect", "render", "view"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECURITY_HEADERS = {
@@ -250,6 +249,7 @@ def render(request: Request, template: str, *, actor: Actor | None, status: int 
     response = HTMLResponse(body, status_code=status)
     response.headers.update(SECURITY_HEADERS)
     response.headers["content-language"] = language
+    response.headers["vary"] = "HX-Request, Accept-Language, Cookie"
     if headers:
         response.headers.update(headers)
     return response
@@ -261,6 +261,13 @@ def _browser_language(request: Request) -> str:
         if code in LANGUAGES:
             return code
     return LANGUAGES[0]
+
+
+def partial(request: Request) -> bool:
+    """Whether htmx asked for a part of a page (not a whole page: a history restore
+    asks with the same header, and gets the whole page)."""
+    return (request.headers.get("hx-request") == "true"
+            and request.headers.get("hx-history-restore-request") != "true")
 
 
 def redirect(url: str) -> Response:

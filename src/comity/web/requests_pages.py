@@ -34,7 +34,7 @@ from comity.requests.catalog import OUTCOMES
 from comity.requests.errors import RequestValidationError
 from comity.requests.services import EventInput, RequestFilter
 from comity.web.accounts import Actor, Role
-from comity.web.core import Act, action, redirect, render, view
+from comity.web.core import Act, action, partial, redirect, render, view
 
 __all__ = ["router"]
 
@@ -63,7 +63,7 @@ def inbox(request: Request, actor: Annotated[Actor, Depends(view(*READERS))]) ->
     with read_scope(node.sessions) as session:
         page = node.requests.listing(session, f, cursor=cursor, limit=PAGE)
         peers = {p.node_id: p.name for p in list_peers(session)}
-    template = "_requests_table.html" if request.headers.get("hx-request") else "requests.html"
+    template = "_requests_table.html" if partial(request) else "requests.html"
     return render(request, template, actor=actor, items=page.items, next=page.next,
                   filters=raw, peers=peers, states=[s.value for s in lifecycle.State],
                   types=sorted(node.requests.catalog.types))
@@ -165,7 +165,7 @@ def request_page(request: Request, request_id: str,
                                   for e in [*event.required, *event.optional]
                                   + (["grounds"] if name == "refuse" and "grounds" not in
                                      event.required else [])]})
-    part = request.query_params.get("part") if request.headers.get("hx-request") else None
+    part = request.query_params.get("part") if partial(request) else None
     template = {"state": "_request_state.html",
                 "record": "_request_record.html"}.get(part or "", "request.html")
     return render(request, template, actor=actor, r=shown, peer=peer, acts=acts,
