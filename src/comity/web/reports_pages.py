@@ -23,6 +23,7 @@ autoescaping in the page and by :mod:`comity.registry.charts` in the SVG.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -66,8 +67,21 @@ def _by_state(session: Session) -> list[tuple[str, int]]:
         .group_by(RequestRow.state)).all(), key=lambda r: (-r[1], r[0]))
 
 
-def _registry(session: Session) -> Distribution:
-    return distribution(session, kinds=tuple(Kind), populations=default_populations())
+# A registry's distribution scans every delegation (seconds at a million rows), and
+# changes only by import or council decision: a page reuses one a few minutes old.
+_REGISTRY_TTL = 300.0
+
+
+def _registry(request: Request, session: Session) -> Distribution:
+    """The registry's distribution, computed at most every few minutes per app."""
+    now = time.monotonic()
+    held: tuple[float, Distribution] | None = getattr(request.app.state, "registry_stats",
+                                                      None)
+    if held is not None and now - held[0] < _REGISTRY_TTL:
+        return held[1]
+    dist = distribution(session, kinds=tuple(Kind), populations=default_populations())
+    request.app.state.registry_stats = (now, dist)
+    return dist
 
 
 def _kinds(dist: Distribution) -> list[dict[str, Any]]:
@@ -85,7 +99,7 @@ def reports_page(request: Request, actor: Annotated[Actor, Depends(view())]) -> 
     report = _report(node, key)
     with read_scope(node.sessions) as session:
         states = _by_state(session)
-        dist = _registry(session)
+        dist = _registry(request, session)
     kinds = _kinds(dist)
     charts = [f"top-{k['kind']}" for k in kinds if k["countries"]]
     if any(k["countries"] > 1 for k in kinds):
@@ -117,7 +131,7 @@ def chart(request: Request, name: str, actor: Annotated[Actor, Depends(view())])
         svg = _requests_chart(_report(node, key), key, actor.language)
     elif name in chart_names():
         with read_scope(node.sessions) as session:
-            svg = render_chart(_registry(session), name)
+            svg = render_chart(_registry(request, session), name)
     else:
         raise NotFoundError(f"no chart {name[:40]!r}")
     return Response(svg, media_type="image/svg+xml", headers=_SVG_HEADERS)
