@@ -12,7 +12,6 @@ only for packages a verified message announced.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -182,22 +181,12 @@ async def package_upload(
     """The body is the file itself (streamed to a private temporary file, then
     encrypted for the peer and deleted); the answer is the signed manifest to
     put in the ``evidence`` of an ``execute`` or ``execute_partially`` act."""
-    from comity.evidence.package import check_name
-
     node = get_node(request)
-    safe = check_name(name)
-    staging = node.settings.data_dir / "evidence" / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=staging))
-    path = tmp / safe
-    try:
+    with node.evidence.staged(name) as path:
         with open(path, "wb") as f:
             async for piece in request.stream():
                 await run_in_threadpool(f.write, piece)
         signed = await run_in_threadpool(node.evidence.prepare, node.sessions, request_id,
                                          [path])
-    finally:
-        path.unlink(missing_ok=True)
-        tmp.rmdir()
     return json_response(signed.to_dict(), 201)
 

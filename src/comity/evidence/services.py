@@ -33,8 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,27 @@ class Evidence:
 
     def in_dir(self, package_id: str) -> Path:
         return self.root / "in" / package_id
+
+    @contextmanager
+    def staged(self, name: str) -> Iterator[Path]:
+        """A private path named ``name`` (checked) for an upload to be packaged; the file
+        and its directory are removed afterwards, whatever happens.
+
+        Raises:
+            PackageError: ``name`` is not a safe file name.
+        """
+        from comity.evidence.package import check_name
+
+        safe = check_name(name)
+        staging = self.root / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=staging))
+        path = tmp / safe
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+            tmp.rmdir()
 
     # -- custody ---------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -276,21 +275,11 @@ def perform(request_id: str, event: str,
 
 def _package(act: Act, request_id: str, upload: UploadFile) -> dict[str, Any]:
     """Seal an uploaded file as an evidence package for the request's peer."""
-    from comity.evidence.package import check_name
-
     node = act.node
-    safe = check_name(Path(upload.filename or "evidence").name)
-    staging = node.settings.data_dir / "evidence" / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=staging))
-    path = tmp / safe
-    try:
+    with node.evidence.staged(Path(upload.filename or "evidence").name) as path:
         with open(path, "wb") as f:
             shutil.copyfileobj(upload.file, f, node.settings.evidence_chunk_bytes)
         signed = node.evidence.prepare(node.sessions, request_id, [path])
-    finally:
-        path.unlink(missing_ok=True)
-        tmp.rmdir()
     return signed.to_dict()
 
 
