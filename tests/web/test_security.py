@@ -262,6 +262,11 @@ def test_actions_are_audited_with_their_author(nodes: tuple[PeerNode, PeerNode, 
             select(AuditEntry).where(AuditEntry.target == rid).order_by(AuditEntry.seq))]
     assert rows == [("officer", "draft-request", rid, "done"),
                     ("supervisor", "approve-request", rid, "done")]
+    # An act that fails leaves no entry claiming it was done: the entry commits with the act.
+    assert supervisor.post(f"/ui/requests/{rid}/approve").status_code == 409
+    with read_scope(fr.node.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.target == rid)) == 2
     make_user(fr, "admin", Role.ADMINISTRATOR)
     trail = Ui(fr, "admin").get("/ui/admin/audit?user=supervisor")
     assert trail.status_code == 200

@@ -144,7 +144,7 @@ def logout(request: Request, act: Annotated[Act, Depends(action("sign-out"))]) -
     node = get_node(request)
     with session_scope(node.sessions) as session:
         end_session(session, request.cookies.get(cookie_name(node)))
-    act.record("sign-out", "")
+        act.record("sign-out", "", session=session)
     response = redirect("/ui/login")
     response.delete_cookie(cookie_name(node), path="/")
     return response
@@ -188,8 +188,9 @@ def save_settings(act: Annotated[Act, Depends(action("settings"))]) -> Response:
     with session_scope(node.sessions) as session:
         update_user(session, act.actor.username, language=act.text("language") or None,
                     timezone=act.text("timezone") or None)
-    act.record("settings", act.actor.username,
-               detail=f"language={act.text('language')} timezone={act.text('timezone')}")
+        act.record("settings", act.actor.username,
+                   detail=f"language={act.text('language')} timezone={act.text('timezone')}",
+                   session=session)
     return redirect("/ui/settings?saved=1")
 
 
@@ -209,7 +210,7 @@ def change_password(act: Annotated[Act, Depends(action("password"))]) -> Respons
         raise AccountError("the current password is wrong")
     with session_scope(node.sessions) as session:
         set_password(session, act.actor.username, str(act.form.get("new") or ""))
-    act.record("password", act.actor.username)
+        act.record("password", act.actor.username, session=session)
     return redirect("/ui/login")
 
 
@@ -234,7 +235,8 @@ def create_user(act: Annotated[Act, Depends(action("add-user", Role.ADMINISTRATO
         add_user(session, username=username, password=str(act.form.get("password") or ""),
                  roles=roles, clock=node.clock, display_name=act.text("display_name"),
                  language=language, timezone=act.text("timezone") or "UTC")
-    act.record("add-user", username, detail=" ".join(sorted(r.value for r in roles)))
+        act.record("add-user", username, detail=" ".join(sorted(r.value for r in roles)),
+                   session=session)
     return redirect(f"/ui/admin/users?created={username}")
 
 
@@ -252,8 +254,9 @@ def change_user(username: str,
         update_user(session, username, roles=roles, disabled=disabled)
         if act.text("password"):
             set_password(session, username, act.text("password", limit=1024))
-    act.record("change-user", username,
-               detail=f"roles={' '.join(sorted(r.value for r in roles))} disabled={disabled}")
+        act.record("change-user", username,
+                   detail=f"roles={' '.join(sorted(r.value for r in roles))} disabled={disabled}",
+                   session=session)
     return redirect("/ui/admin/users")
 
 

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -85,13 +86,21 @@ class Act:
         value = self.form.get(name)
         return value.strip()[:limit] if isinstance(value, str) else ""
 
-    def record(self, name: str, target: str, *, outcome: str = "done",
-               detail: str = "") -> None:
-        """Write this act to the audit trail in its own transaction."""
-        with session_scope(self.node.sessions) as session:
+    def record(self, name: str, target: str, *, outcome: str = "done", detail: str = "",
+               session: Session | None = None) -> None:
+        """Write this act to the audit trail.
+
+        Pass the act's own ``session``: the entry then commits with the act or not at
+        all, so no act is done unaudited even if the process dies. Without one (a
+        refusal, which changes nothing else), it is written in its own transaction.
+        """
+        if session is not None:
             audit(session, at=self.node.clock.now(), username=self.actor.username,
                   action=name, target=target, outcome=outcome, detail=detail,
                   address=self.address)
+            return
+        with session_scope(self.node.sessions) as own:
+            self.record(name, target, outcome=outcome, detail=detail, session=own)
 
 
 class ServerTiming:

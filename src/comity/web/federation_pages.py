@@ -162,7 +162,7 @@ def sign(agreement_id: str,
         shown = agreements.sign(session, node.local, node.federation, agreement_id[:64],
                                 now=node.clock.now())
         version = shown.latest.version
-    act.record("sign-agreement", agreement_id, detail=f"version {version}")
+        act.record("sign-agreement", agreement_id, detail=f"version {version}", session=session)
     return redirect(f"/ui/agreements/{agreement_id}?done=signed")
 
 
@@ -176,7 +176,7 @@ def withdraw(agreement_id: str,
     with session_scope(node.sessions) as session:
         agreements.withdraw(session, node.local, node.federation, agreement_id[:64],
                             reason=reason, now=node.clock.now())
-    act.record("withdraw-agreement", agreement_id, detail=reason[:200])
+        act.record("withdraw-agreement", agreement_id, detail=reason[:200], session=session)
     return redirect(f"/ui/agreements/{agreement_id}?done=withdrawn")
 
 
@@ -223,7 +223,7 @@ def import_peer(act: Annotated[Act, Depends(action("import-peer", Role.ADMINISTR
         peer, added = import_cards(session, unverified, local_node_id=node.local.node_id,
                                    clock=node.clock)
         peer_id = peer.node_id
-    act.record("import-peer", peer_id, detail=f"{added} card(s) accepted")
+        act.record("import-peer", peer_id, detail=f"{added} card(s) accepted", session=session)
     return redirect(f"/ui/peers?imported={peer_id}&accepted={added}")
 
 

@@ -161,5 +161,5 @@ def ballot(proposal_id: str,
         raise BadChoiceError("choose yes, no or abstain") from None
     with session_scope(node.sessions) as session:
         node.governance.cast(session, proposal_id[:64], choice)
-    act.record("cast-ballot", proposal_id, detail=choice.value)
+        act.record("cast-ballot", proposal_id, detail=choice.value, session=session)
     return redirect(f"/ui/registry/proposals/{proposal_id}?done=voted")

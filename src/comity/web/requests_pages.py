@@ -135,8 +135,8 @@ def create_request(act: Annotated[Act, Depends(action("draft-request", Role.OFFI
         rid = row.request_id
         if submit:
             node.requests.submit(session, rid, by=act.actor.username)
-    act.record("draft-request", rid, detail=f"{spec.slug} {doc['reference']}"
-               + (" submitted" if submit else ""))
+        act.record("draft-request", rid, detail=f"{spec.slug} {doc['reference']}"
+                   + (" submitted" if submit else ""), session=session)
     return redirect(f"/ui/requests/{rid}")
 
 
@@ -188,7 +188,7 @@ def submit(request_id: str,
            act: Annotated[Act, Depends(action("submit-request", Role.OFFICER))]) -> Response:
     with session_scope(act.node.sessions) as session:
         act.node.requests.submit(session, request_id, by=act.actor.username)
-    act.record("submit-request", request_id)
+        act.record("submit-request", request_id, session=session)
     return redirect(f"/ui/requests/{request_id}")
 
 
@@ -200,7 +200,7 @@ def approve(request_id: str,
     with session_scope(act.node.sessions) as session:
         act.node.requests.approve(session, request_id, by=act.actor.username)
         act.node.requests.send(session, request_id, by=act.actor.username)
-    act.record("approve-request", request_id, detail="approved and sent")
+        act.record("approve-request", request_id, detail="approved and sent", session=session)
     return redirect(f"/ui/requests/{request_id}")
 
 
@@ -211,7 +211,7 @@ def return_to_draft(request_id: str,
     with session_scope(act.node.sessions) as session:
         act.node.requests.return_to_draft(session, request_id, by=act.actor.username,
                                           reasons=act.text("reasons") or None)
-    act.record("return-request", request_id)
+        act.record("return-request", request_id, session=session)
     return redirect(f"/ui/requests/{request_id}")
 
 
@@ -221,7 +221,7 @@ def send(request_id: str,
     """Send an approved request that was not sent on approval (an older approval)."""
     with session_scope(act.node.sessions) as session:
         act.node.requests.send(session, request_id, by=act.actor.username)
-    act.record("send-request", request_id)
+        act.record("send-request", request_id, session=session)
     return redirect(f"/ui/requests/{request_id}")
 
 
@@ -268,8 +268,8 @@ def perform(request_id: str, event: str,
     with session_scope(node.sessions) as session:
         node.requests.act(session, request_id, EventInput(event, data),
                           by=act.actor.username)
-    act.record(f"request-{event}", request_id,
-               detail=", ".join(sorted(data)) if data else "")
+        act.record(f"request-{event}", request_id,
+                   detail=", ".join(sorted(data)) if data else "", session=session)
     return redirect(f"/ui/requests/{request_id}")
 
 
