@@ -42,6 +42,7 @@ from comity.requests.api import router as requests_router
 from comity.sharing.api import router as sharing_router
 from comity.sharing.sync import SyncService
 from comity.sharing.taxii import router as taxii_router
+from comity.web.accounts import AddressThrottle
 from comity.web.api import router as web_router
 from comity.web.core import ServerTiming, problem_page
 
@@ -80,6 +81,7 @@ def create_app(node: Node, *, deliver: bool = True) -> FastAPI:
     app.state.node = node
     app.state.tokens = TokenCache()
     app.state.evidence_uploads = set()
+    app.state.sign_in_throttle = AddressThrottle()
     install_error_handlers(app)
     app.add_middleware(ServerTiming)
     app.add_middleware(BodyLimitMiddleware, limits=[

@@ -317,3 +317,24 @@ def test_history_restore_gets_the_whole_page(nodes: tuple[PeerNode, PeerNode, st
     whole = officer.get("/ui/requests", headers={"hx-request": "true",
                                                  "hx-history-restore-request": "true"}).text
     assert "<html" in whole
+
+
+def test_an_address_that_fails_too_often_is_refused(
+        nodes: tuple[PeerNode, PeerNode, str]) -> None:
+    """Guessing across accounts from one address is stopped, not only guessing one account."""
+    fr, _, _ = nodes
+    client = fr.client
+
+    def attempt(username: str, password: str) -> Any:
+        page = client.get("/ui/login")
+        return client.post("/ui/login", data={"username": username, "password": password,
+                                               "csrf": csrf_of(page.text)},
+                           follow_redirects=False)
+
+    for i in range(20):  # four tries each on five names: no account reaches its own lock
+        assert attempt(f"guess{i % 5}", "not-the-password").status_code == 401
+    throttled = attempt("officer", PASSWORD)
+    assert throttled.status_code == 429
+    assert "too many failed sign-ins from your address" in throttled.text
+    fr.node.clock.at += dt.timedelta(minutes=16)  # type: ignore[attr-defined]
+    assert attempt("officer", PASSWORD).status_code == 303

@@ -18,6 +18,7 @@ import enum
 import hashlib
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,8 +35,10 @@ __all__ = [
     "LANGUAGES",
     "AccountError",
     "Actor",
+    "AddressThrottle",
     "Role",
     "SignInError",
+    "TooManyAttemptsError",
     "add_user",
     "audit",
     "end_session",
@@ -80,6 +83,52 @@ class SignInError(Problem):
     slug = "sign-in-failed"
     status = 401
     title = "Sign-in failed"
+
+
+class TooManyAttemptsError(SignInError):
+    slug = "sign-in-throttled"
+    status = 429
+    title = "Too many sign-in attempts"
+
+
+class AddressThrottle:
+    """Counts failed sign-ins per client address, and refuses an address that failed too often.
+
+    The per-account lock stops guessing one account's password; this stops one
+    address from guessing across many accounts (or locking them all out) at
+    speed. It lives in the server process: several processes each keep their
+    own count, which a reverse proxy's limit should back up.
+    """
+
+    def __init__(self, limit: int = 20, window: dt.timedelta = LOCKOUT,
+                 max_addresses: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_addresses = max_addresses
+        self._failures: dict[str, list[dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str, now: dt.datetime) -> None:
+        """Raises:
+            TooManyAttemptsError: ``address`` failed ``limit`` times within ``window``.
+        """
+        with self._lock:
+            recent = [t for t in self._failures.get(address, ()) if now - t < self.window]
+            if recent:
+                self._failures[address] = recent
+            else:
+                self._failures.pop(address, None)
+        if len(recent) >= self.limit:
+            wait = int((recent[0] + self.window - now).total_seconds() // 60) + 1
+            raise TooManyAttemptsError(f"too many failed sign-ins from your address; try "
+                                       f"again in {wait} minute(s)")
+
+    def failed(self, address: str, now: dt.datetime) -> None:
+        with self._lock:
+            if address not in self._failures and len(self._failures) >= self.max_addresses:
+                # Bounded memory: forget the address seen longest ago.
+                self._failures.pop(next(iter(self._failures)))
+            self._failures.setdefault(address, []).append(now)
 
 
 @dataclass(frozen=True)

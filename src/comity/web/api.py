@@ -28,6 +28,7 @@ from comity.web.accounts import (
     LANGUAGES,
     AccountError,
     Actor,
+    AddressThrottle,
     Role,
     SignInError,
     add_user,
@@ -105,9 +106,12 @@ async def login(request: Request) -> Response:
     sent, expected = str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE, "")
     address = request.client.host if request.client else ""
 
+    throttle: AddressThrottle = request.app.state.sign_in_throttle
+
     def attempt() -> str:
         if not expected or not hmac.compare_digest(sent, expected):
             raise SignInError("this sign-in form has expired; please try again")
+        throttle.check(address, node.clock.now())
         # The failure is caught inside the transaction so that its count (towards
         # locking the account) is committed, not rolled back with the error.
         with session_scope(node.sessions) as session:
@@ -115,6 +119,7 @@ async def login(request: Request) -> Response:
                 user = sign_in(session, username, password, clock=node.clock)
             except SignInError as e:
                 failure = e
+                throttle.failed(address, node.clock.now())
                 audit(session, at=node.clock.now(), username=username or "-",
                       action="sign-in", outcome="refused", detail=e.detail, address=address)
             else:
@@ -128,7 +133,7 @@ async def login(request: Request) -> Response:
     except SignInError as e:
         fresh = secrets.token_urlsafe(24)
         page = render(request, "login.html", actor=None, csrf=fresh, next=target,
-                      error=e.detail, status=401)
+                      error=e.detail, status=e.status)
         page.set_cookie(LOGIN_COOKIE, fresh, httponly=True, samesite="strict",
                         path="/ui/", secure=_secure(request), max_age=3600)
         return page
