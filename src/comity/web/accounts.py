@@ -47,6 +47,7 @@ __all__ = [
     "resume_session",
     "set_password",
     "sign_in",
+    "touch_session",
     "update_user",
 ]
 
@@ -56,6 +57,8 @@ SESSION_IDLE = dt.timedelta(hours=2)
 SESSION_MAX = dt.timedelta(hours=12)
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
+# Idle time is counted in minutes: a session's last use is written at most this often.
+TOUCH_AFTER = dt.timedelta(minutes=1)
 MIN_PASSWORD = 12
 
 _USERNAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{1,63}\Z")
@@ -141,6 +144,8 @@ class Actor:
     language: str
     timezone: str
     csrf: str
+    # The session's last recorded use is older than TOUCH_AFTER.
+    idle: bool = False
 
     def has(self, *roles: Role) -> bool:
         """Whether the actor holds at least one of ``roles``."""
@@ -314,7 +319,12 @@ def open_session(session: Session, user: UiUser, *, clock: Clock) -> str:
 
 
 def resume_session(session: Session, token: str | None, *, clock: Clock) -> Actor | None:
-    """The actor of a live session, or None (unknown, expired, idle too long, or disabled)."""
+    """The actor of a live session, or None (unknown, expired, idle too long, or disabled).
+
+    Only reads: a page view must not take the database's write lock. Call
+    :func:`touch_session` when :attr:`Actor.idle` says the session's last use
+    is worth recording.
+    """
     if not token or len(token) > 100:
         return None
     row = session.get(UiSession, _hash_token(token))
@@ -326,12 +336,16 @@ def resume_session(session: Session, token: str | None, *, clock: Clock) -> Acto
     user = session.get(UiUser, row.username)
     if user is None or user.disabled:
         return None
-    # Idle time is counted in minutes: no write on every page view.
-    if now - row.last_seen > dt.timedelta(minutes=1):
-        row.last_seen = now
     return Actor(username=user.username, display_name=user.display_name,
                  roles=user_roles(user), language=user.language, timezone=user.timezone,
-                 csrf=row.csrf)
+                 csrf=row.csrf, idle=now - row.last_seen > TOUCH_AFTER)
+
+
+def touch_session(session: Session, token: str, *, clock: Clock) -> None:
+    """Record that the session of ``token`` was used now (its idle time restarts)."""
+    row = session.get(UiSession, _hash_token(token), with_for_update=True)
+    if row is not None:
+        row.last_seen = max(row.last_seen, clock.now())
 
 
 def end_session(session: Session, token: str | None) -> None:

@@ -40,7 +40,7 @@ from comity.db import read_scope, session_scope
 from comity.http import get_node
 from comity.node import Node
 from comity.problems import Problem
-from comity.web.accounts import LANGUAGES, Actor, Role, audit, resume_session
+from comity.web.accounts import LANGUAGES, Actor, Role, audit, resume_session, touch_session
 from comity.web.i18n import format_when, translations
 from comity.web.vocabulary import LABELS
 
@@ -148,8 +148,11 @@ def _actor(request: Request) -> Actor | None:
     token = request.cookies.get(cookie_name(node))
     if not token:
         return None
-    with session_scope(node.sessions) as session:
+    with read_scope(node.sessions) as session:
         actor = resume_session(session, token, clock=node.clock)
+    if actor is not None and actor.idle:
+        with session_scope(node.sessions) as session:
+            touch_session(session, token, clock=node.clock)
     request.state.actor = actor
     return actor
 
