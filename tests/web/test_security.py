@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -65,6 +66,14 @@ def _routes(routes: list[Any]) -> Iterator[Any]:
             yield from r.effective_route_contexts()
         else:
             yield r
+
+
+def sign_in_attempt(tn: PeerNode, username: str, password: str) -> Any:
+    """One sign-in through the form, as a browser would send it."""
+    page = tn.client.get("/ui/login")
+    return tn.client.post("/ui/login", data={"username": username, "password": password,
+                                              "csrf": csrf_of(page.text)},
+                          follow_redirects=False)
 
 
 def _post_routes(tn: PeerNode) -> list[Any]:
@@ -164,14 +173,7 @@ def test_user_supplied_strings_are_escaped(nodes: tuple[PeerNode, PeerNode, str]
 def test_sign_in_failures_look_alike_and_lock_the_account(
         nodes: tuple[PeerNode, PeerNode, str]) -> None:
     fr, _, _ = nodes
-    client = fr.client
-
-    def attempt(username: str, password: str) -> Any:
-        page = client.get("/ui/login")
-        return client.post("/ui/login", data={"username": username, "password": password,
-                                               "csrf": csrf_of(page.text)},
-                           follow_redirects=False)
-
+    attempt = partial(sign_in_attempt, fr)
     unknown, wrong = attempt("ghost", "whatever-password"), attempt("officer", "not-it-at-all")
     assert unknown.status_code == wrong.status_code == 401
     assert "wrong username or password" in unknown.text
@@ -328,14 +330,7 @@ def test_an_address_that_fails_too_often_is_refused(
         nodes: tuple[PeerNode, PeerNode, str]) -> None:
     """Guessing across accounts from one address is stopped, not only guessing one account."""
     fr, _, _ = nodes
-    client = fr.client
-
-    def attempt(username: str, password: str) -> Any:
-        page = client.get("/ui/login")
-        return client.post("/ui/login", data={"username": username, "password": password,
-                                               "csrf": csrf_of(page.text)},
-                           follow_redirects=False)
-
+    attempt = partial(sign_in_attempt, fr)
     for i in range(20):  # four tries each on five names: no account reaches its own lock
         assert attempt(f"guess{i % 5}", "not-the-password").status_code == 401
     throttled = attempt("officer", PASSWORD)

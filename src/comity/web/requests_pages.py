@@ -183,13 +183,20 @@ def _kind(element: str) -> str:
     return "text" if element in lifecycle.TEXT_ELEMENTS else "string"
 
 
+def _local(act: Act, request_id: str, audit_name: str, *steps: str, detail: str = "") -> Response:
+    """The requesting node's own steps (``Requests.local_step``), in one transaction."""
+    with session_scope(act.node.sessions) as session:
+        for step in steps:
+            act.node.requests.local_step(session, request_id, step, by=act.actor.username,
+                                         reasons=act.text("reasons") or None)
+        act.record(audit_name, request_id, detail=detail, session=session)
+    return redirect(f"/ui/requests/{request_id}")
+
+
 @router.post("/requests/{request_id}/submit")
 def submit(request_id: str,
            act: Annotated[Act, Depends(action("submit-request", Role.OFFICER))]) -> Response:
-    with session_scope(act.node.sessions) as session:
-        act.node.requests.submit(session, request_id, by=act.actor.username)
-        act.record("submit-request", request_id, session=session)
-    return redirect(f"/ui/requests/{request_id}")
+    return _local(act, request_id, "submit-request", "submit")
 
 
 @router.post("/requests/{request_id}/approve")
@@ -197,32 +204,22 @@ def approve(request_id: str,
             act: Annotated[Act, Depends(action("approve-request", Role.SUPERVISOR))]
             ) -> Response:
     """Approve and send in one transaction: approval is the supervisor's go."""
-    with session_scope(act.node.sessions) as session:
-        act.node.requests.approve(session, request_id, by=act.actor.username)
-        act.node.requests.send(session, request_id, by=act.actor.username)
-        act.record("approve-request", request_id, detail="approved and sent", session=session)
-    return redirect(f"/ui/requests/{request_id}")
+    return _local(act, request_id, "approve-request", "approve", "send",
+                  detail="approved and sent")
 
 
 @router.post("/requests/{request_id}/return")
 def return_to_draft(request_id: str,
                     act: Annotated[Act, Depends(action("return-request", Role.SUPERVISOR))]
                     ) -> Response:
-    with session_scope(act.node.sessions) as session:
-        act.node.requests.return_to_draft(session, request_id, by=act.actor.username,
-                                          reasons=act.text("reasons") or None)
-        act.record("return-request", request_id, session=session)
-    return redirect(f"/ui/requests/{request_id}")
+    return _local(act, request_id, "return-request", "return")
 
 
 @router.post("/requests/{request_id}/send")
 def send(request_id: str,
          act: Annotated[Act, Depends(action("send-request", Role.SUPERVISOR))]) -> Response:
     """Send an approved request that was not sent on approval (an older approval)."""
-    with session_scope(act.node.sessions) as session:
-        act.node.requests.send(session, request_id, by=act.actor.username)
-        act.record("send-request", request_id, session=session)
-    return redirect(f"/ui/requests/{request_id}")
+    return _local(act, request_id, "send-request", "send")
 
 
 def _element(act: Act, name: str) -> Any:

@@ -39,6 +39,7 @@ from comity.sharing.models import IS_OBJECT, SharingCollection, StixObject
 from comity.sharing.policy import Holding
 from comity.web.accounts import Actor, Role
 from comity.web.core import render, view
+from comity.web.federation_pages import participant_names
 
 __all__ = ["OBJECTS", "level_of", "router"]
 
@@ -56,8 +57,7 @@ def level_of(stored: str | None, default: TLP) -> TLP:
 def _bindings(session: Session, node: Node) -> dict[str, list[dict[str, Any]]]:
     """Collection name → the agreements whose effective version shares it."""
     now = node.clock.now()
-    names = {p.node_id: p.name for p in list_peers(session)}
-    names[node.local.node_id] = node.local.card.name
+    names = participant_names(session, node)
     out: dict[str, list[dict[str, Any]]] = {}
     for v in list_agreements(session):
         doc = v.effective
