@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from bench import write_results
 from comity.clock import parse_ts
 from comity.localnet import LocalNode, agree, comity_command, free_port, introduce, spawn, wait_for
 
@@ -183,9 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="comity-bench-evidence-") as tmp:
         result = {"benchmark": "evidence", **run(Path(tmp), args.size_mib * MIB)}
     print(json.dumps(result))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

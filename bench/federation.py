@@ -34,6 +34,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
+from bench import write_results
 from comity.db import session_scope
 from comity.federation.models import OutboxMessage
 from comity.localnet import LocalNode, agree, free_port, introduce, spawn, wait_for
@@ -277,9 +278,7 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
         finally:
             cluster.stop()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

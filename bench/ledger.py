@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import write_results
 from comity.clock import SystemClock
 from comity.config import Settings
 from comity.db import read_scope, session_scope
@@ -211,9 +212,7 @@ def main() -> None:
                                                          if proofs["tree_size"] >= 10_000_000
                                                          else None)}}
     print(json.dumps(result), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from bench import write_results
 from bench.federation import percentile
 from comity.db import BulkInsert, read_scope, session_scope
 from comity.localnet import LocalNode, free_port
@@ -550,9 +551,7 @@ def main() -> int:
             results["traceback"] = traceback.format_exc(limit=8)
             note(f"failed: {e}")
     print(json.dumps(results), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     return 1 if failed else 0
 
 

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import write_results
 from comity.clock import SystemClock
 from comity.config import Settings
 from comity.db import read_scope
@@ -184,9 +185,7 @@ def main() -> None:
               "peak_rss_mib": peak_rss_mib(),
               "targets": {"lines_per_s>=20000": comity["import"]["lines_per_s"] >= 20_000}}
     print(json.dumps(result), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, insert, text
 
+from bench import write_results
 from bench.federation import percentile
 from comity.localnet import LocalNode, spawn
 from comity.node import Node
@@ -177,9 +178,7 @@ def main() -> None:
             print(json.dumps(results[-1]), flush=True)
         finally:
             cluster.stop()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 
+from bench import write_results
 from bench.federation import percentile
 from bench.medallion_server import running_medallion
 from bench.taxii_raw import raw_baseline
@@ -565,9 +566,7 @@ def main() -> int:
             note(f"{name} failed: {e}")
     results.update(summarise(results))
     print(json.dumps(results), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     return 1 if failed else 0
 
 

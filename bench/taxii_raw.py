@@ -31,6 +31,8 @@ from typing import Any
 
 import orjson
 
+from bench import write_results
+
 SCHEMA = ("CREATE TABLE objects (id TEXT NOT NULL, version TEXT NOT NULL, "
           "date_added TEXT NOT NULL, body BLOB NOT NULL)")
 
@@ -141,9 +143,7 @@ def main() -> None:
     result = {"benchmark": "taxii-raw", "objects": args.objects, "page_size": args.page_size,
               **result}
     print(json.dumps(result), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

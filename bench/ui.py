@@ -62,6 +62,7 @@ import httpx
 import orjson
 from sqlalchemy import func, insert, select, text
 
+from bench import write_results
 from bench.federation import percentile
 from comity.auth.services import issue_token
 from comity.clock import format_ts, parse_ts
@@ -660,9 +661,7 @@ def main() -> int:
         print(json.dumps(results[-1]), flush=True)
     if cluster is not None:
         cluster.stop()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     return 1 if failed else 0
 
 
