@@ -18,11 +18,9 @@ from comity.db import read_scope, session_scope
 from comity.registry import rdap
 from comity.registry.errors import NotFoundError
 from comity.registry.resources import Block, Kind, parse_block
+from tests.registry.support import COUNCIL, NOW, REGISTERED, add_east_pools
 from tests.support import LocalFederation, PeerNode
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-REGISTERED = dt.datetime(2025, 11, 5, 8, 30, tzinfo=dt.UTC)
-COUNCIL = "council-east"
 PROPOSAL = "5f0c8c1e-1b1a-4c55-9a0e-2f6d3a2b7c10"
 # Quotes, a backslash, non-ASCII letters, markup and a line separator: what a holder's
 # name may hold, which must reach the client intact and as valid JSON.
@@ -36,9 +34,7 @@ def node(fed: LocalFederation) -> PeerNode:
     n = fed.add("fr")
     r = n.node.registry
     with session_scope(n.node.sessions) as s:
-        for block, name in (("45.64.0.0/16", "East IPv4"), ("2a0f:1000::/32", "East IPv6"),
-                            ("AS328000-AS328999", "East AS numbers")):
-            r.add_pool(s, registry=COUNCIL, block=parse_block(block), name=name, now=NOW)
+        add_east_pools(r, s)
         r.ensure_entity(s, handle="ORG-KE-1", name=ODD_NAME, country="KE", registry=COUNCIL,
                         now=NOW)
         r.ensure_entity(s, handle="ORG-ÉTÉ 2", name="Été Réseaux", country="FR",

@@ -16,7 +16,6 @@ then asserts did not happen.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 import socket
@@ -41,11 +40,9 @@ from comity.db import session_scope
 from comity.localnet import free_port
 from comity.registry.resources import parse_block
 from rdap import RdapClient
+from tests.registry.support import COUNCIL, NOW, REGISTERED, add_east_pools
 from tests.support import LocalFederation, PeerNode
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-REGISTERED = dt.datetime(2025, 11, 5, 8, 30, tzinfo=dt.UTC)
-COUNCIL = "council-east"
 HOLDER = "ORG-KE-1"
 HOLDER_NAME = "Kenya Net Ltd"
 
@@ -109,9 +106,7 @@ def node(fed: LocalFederation) -> PeerNode:
     n = fed.add("fr")
     r = n.node.registry
     with session_scope(n.node.sessions) as s:
-        for block, name in (("45.64.0.0/16", "East IPv4"), ("2a0f:1000::/32", "East IPv6"),
-                            ("AS328000-AS328999", "East AS numbers")):
-            r.add_pool(s, registry=COUNCIL, block=parse_block(block), name=name, now=NOW)
+        add_east_pools(r, s)
         r.ensure_entity(s, handle=HOLDER, name=HOLDER_NAME, country="KE", registry=COUNCIL,
                         now=NOW)
         common: dict[str, Any] = {"registry": COUNCIL, "now": NOW, "holder": HOLDER,
