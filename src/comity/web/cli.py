@@ -80,8 +80,6 @@ def add(
                      timezone=timezone)
     except Problem as e:
         raise fail(e) from e
-    finally:
-        node.close()
     console.print(f"Account [bold]{username}[/bold] created with roles: "
                   f"{', '.join(sorted(r.value for r in roles)) or 'none'}.")
 
@@ -90,14 +88,12 @@ def add(
 def list_(data_dir: DataDir, as_json: JsonOut = False) -> None:
     """Every account, its roles and whether it is enabled."""
     node = open_node(data_dir)
-    try:
-        with read_scope(node.sessions) as session:
-            rows: list[dict[str, Any]] = [{"username": u.username, "name": u.display_name,
-                     "roles": sorted(r.value for r in user_roles(u)), "language": u.language,
-                     "timezone": u.timezone, "disabled": u.disabled,
-                     "created_at": format_ts(u.created_at)} for u in list_users(session)]
-    finally:
-        node.close()
+    with read_scope(node.sessions) as session:
+        rows: list[dict[str, Any]] = [{
+            "username": u.username, "name": u.display_name,
+            "roles": sorted(r.value for r in user_roles(u)), "language": u.language,
+            "timezone": u.timezone, "disabled": u.disabled,
+            "created_at": format_ts(u.created_at)} for u in list_users(session)]
     if as_json:
         print_json(rows)
         return
@@ -127,8 +123,6 @@ def set_(
                         disabled=disable, language=language, timezone=timezone)
     except Problem as e:
         raise fail(e) from e
-    finally:
-        node.close()
     console.print(f"Account [bold]{username}[/bold] updated.")
 
 
@@ -142,8 +136,6 @@ def password(username: str, data_dir: DataDir, password_file: PasswordFile = Non
             set_password(session, username, secret)
     except Problem as e:
         raise fail(e) from e
-    finally:
-        node.close()
     console.print(f"Password of [bold]{username}[/bold] changed.")
 
 
@@ -159,13 +151,10 @@ def audit_trail(
     q = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
     if user:
         q = q.where(AuditEntry.username == user)
-    try:
-        with read_scope(node.sessions) as session:
-            rows = [{"at": format_ts(a.at), "user": a.username, "action": a.action,
-                     "target": a.target, "outcome": a.outcome, "detail": a.detail,
-                     "address": a.address} for a in session.scalars(q)]
-    finally:
-        node.close()
+    with read_scope(node.sessions) as session:
+        rows = [{"at": format_ts(a.at), "user": a.username, "action": a.action,
+                 "target": a.target, "outcome": a.outcome, "detail": a.detail,
+                 "address": a.address} for a in session.scalars(q)]
     if as_json:
         print_json(rows)
         return
