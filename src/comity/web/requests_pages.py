@@ -27,6 +27,7 @@ from comity.agreements.services import list_agreements
 from comity.clock import format_ts
 from comity.db import read_scope, session_scope
 from comity.http import get_node
+from comity.identity.models import Peer
 from comity.identity.services import list_peers
 from comity.requests import lifecycle
 from comity.requests.catalog import OUTCOMES
@@ -147,7 +148,7 @@ def request_page(request: Request, request_id: str,
     node = get_node(request)
     with read_scope(node.sessions) as session:
         shown = node.requests.show(session, request_id)
-        peer = next((p for p in list_peers(session) if p.node_id == shown["peer"]), None)
+        peer = session.get(Peer, shown["peer"])
     catalog = node.requests.catalog
     spec = catalog.type(shown["type"])
     acts = []
