@@ -1,4 +1,5 @@
-"""Storage helpers: what BulkInsert writes is exactly what the ORM writes, on both backends."""
+"""Storage helpers: BulkInsert and PreparedSelect write and read exactly as the ORM, on both
+backends."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import Select, Table, bindparam, select, text
 
 from comity.config import Settings
 from comity.db import (
     BulkInsert,
+    PreparedSelect,
     make_engine,
-    plain_rows,
     session_scope,
     sessionmaker_for,
     upgrade,
@@ -72,8 +73,8 @@ def test_bulk_insert_refuses_an_unknown_column() -> None:
         BulkInsert(cast(Table, StixObject.__table__), ("object_id", "colour"))
 
 
-def test_plain_rows_converts_like_the_orm(tmp_path: Path,
-                                          db_url_factory: Callable[[str], str]) -> None:
+def test_prepared_select_binds_and_converts_like_the_orm(
+        tmp_path: Path, db_url_factory: Callable[[str], str]) -> None:
     engine = make_engine(Settings(data_dir=tmp_path, database_url=db_url_factory("p")))
     try:
         upgrade(engine)
@@ -81,14 +82,46 @@ def test_plain_rows_converts_like_the_orm(tmp_path: Path,
         at = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
         with session_scope(sessions) as session:
             session.add_all(StixObject(**_values(i, at)) for i in range(3))
-        q = select(StixObject.object_id, StixObject.date_added, StixObject.latest,
-                   StixObject.body, StixObject.tlp).order_by(StixObject.seq)
+        built: list[int] = []
+
+        def build(n: int) -> Select[*tuple[Any, ...]]:
+            built.append(n)
+            ids = [bindparam(f"id{i}") for i in range(n)]
+            return (select(StixObject.object_id, StixObject.date_added, StixObject.latest,
+                           StixObject.body, StixObject.tlp)
+                    .where(StixObject.object_id.in_(ids), StixObject.kind == "object",
+                           StixObject.version_at >= bindparam("since"))
+                    .order_by(StixObject.seq))
+
+        prepared = PreparedSelect(build, shapes=1)
+        # A whole second and one a quarter later: bound as the ORM binds them, or
+        # the comparison with the stored text goes wrong at the edge.
+        since = at + dt.timedelta(microseconds=250_000)
         with session_scope(sessions) as session:
-            plain = plain_rows(session.connection(), q)
-            orm = [tuple(r) for r in session.execute(q)]
-        assert plain == orm
-        assert plain[0][1] == at
-        assert plain[0][1].tzinfo is not None
-        assert [type(v) for v in plain[1]] == [str, dt.datetime, bool, bytes, type(None)]
+            got = prepared.rows(session.connection(), 2, {
+                "id0": "indicator--0", "id1": "indicator--1", "since": since})
+            orm = [tuple(r) for r in session.execute(build(2), {
+                "id0": "indicator--0", "id1": "indicator--1", "since": since})]
+            assert got == orm
+            assert [r[0] for r in got] == ["indicator--1"]
+            assert got[0][1] == at
+            assert got[0][1].tzinfo is not None
+            assert [type(v) for v in got[0]] == [str, dt.datetime, bool, bytes, type(None)]
+            # A shape is built once while kept; one more shape evicts the oldest.
+            prepared.rows(session.connection(), 2, {"id0": "x", "id1": "y", "since": at})
+            prepared.rows(session.connection(), 1, {"id0": "indicator--2", "since": at})
+            prepared.rows(session.connection(), 2, {"id0": "x", "id1": "y", "since": at})
+        assert built == [2, 2, 1, 2]  # the ORM's own run of build(2) included
+        with pytest.raises(KeyError, match="since"), session_scope(sessions) as session:
+            prepared.rows(session.connection(), 1, {"id0": "x"})
     finally:
         engine.dispose()
+
+
+def test_prepared_select_refuses_an_expanding_in() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    prepared = PreparedSelect(lambda _: select(StixObject.seq).where(
+        StixObject.object_id.in_(["a", "b"])))
+    with pytest.raises(ValueError, match="one bindparam per value"):
+        prepared._plan(sqlite.dialect(), None)

@@ -65,14 +65,13 @@ from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy import Connection, Select, bindparam, literal, select, true
-from sqlalchemy.engine import Dialect
+from sqlalchemy import bindparam, literal, select, true
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from comity.clock import format_ts
-from comity.db import read_scope
+from comity.db import PreparedSelect, read_scope
 from comity.http import get_node
 from comity.node import Node
 from comity.registry.errors import InvalidResourceError, NotFoundError, RegistryError
@@ -128,55 +127,6 @@ class PoolRow(NamedTuple):
     created_at: dt.datetime
 
 
-# SQL, parameter names in order (positional drivers), defaults, result converters.
-_Plan = tuple[str, tuple[str, ...] | None, dict[str, Any], list[tuple[int, Callable[[Any], Any]]]]
-
-
-class _DriverQuery:
-    """A Core statement compiled once per dialect and run on the driver's own cursor.
-
-    For the lookup only, the hot path: SQLAlchemy's execution (cache key,
-    parameter processing, result objects) costs several times the seek itself.
-    The SQL is still SQLAlchemy's, for the dialect at hand; the values come
-    back converted as SQLAlchemy would (the datetimes, by their column types).
-    """
-
-    def __init__(self, stmt: Select[Any]) -> None:
-        self.stmt = stmt
-        self._plans: dict[str, _Plan] = {}
-
-    def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans.get(dialect.name)
-        if plan is None:
-            compiled = self.stmt.compile(dialect=dialect)
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            converters: list[tuple[int, Callable[[Any], Any]]] = []
-            for i, col in enumerate(self.stmt.selected_columns):
-                proc = col.type.dialect_impl(dialect).result_processor(dialect, None)
-                if proc is not None:
-                    converters.append((i, proc))
-            made: _Plan = (str(compiled), order, dict(compiled.params), converters)
-            self._plans[dialect.name] = plan = made
-        return plan
-
-    def first(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        sql, order, defaults, converters = self._plan(conn.dialect)
-        values = {**defaults, **params}
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, tuple(values[k] for k in order) if order is not None
-                           else values)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        if row is None or not converters:
-            return row  # type: ignore[no-any-return]
-        out = list(row)
-        for i, convert in converters:
-            out[i] = convert(out[i])
-        return tuple(out)
-
-
 # The two seeks of a lookup in one statement, built once: one round trip, one snapshot
 # (a single statement needs no transaction of its own to be consistent), and only the
 # columns an answer shows. Rows never overlap, so the candidate covering a block is the
@@ -193,11 +143,12 @@ _near_p = (select(_P.authority, _P.start_key, _P.end_key, _P.name, _P.created_at
            .where(_P.kind == bindparam("kind"), _P.start_key <= bindparam("start"))
            .order_by(_P.start_key.desc()).limit(1).subquery("p"))
 _one = select(literal(1).label("one")).subquery("one")  # the row both seeks hang off
-_LOOKUP = _DriverQuery(
-    select(_near_d, _E.name.label("holder_name"), _near_p)
-    .select_from(_one.outerjoin(_near_d, true())
-                 .outerjoin(RegistryEntity.__table__, _E.handle == _near_d.c.holder)
-                 .outerjoin(_near_p, true())))
+_LOOKUP_SELECT = (select(_near_d, _E.name.label("holder_name"), _near_p)
+                  .select_from(_one.outerjoin(_near_d, true())
+                               .outerjoin(RegistryEntity.__table__,
+                                          _E.handle == _near_d.c.holder)
+                               .outerjoin(_near_p, true())))
+_LOOKUP = PreparedSelect(lambda _: _LOOKUP_SELECT)
 _SPLIT = len(DelegationRow._fields)
 
 
@@ -213,9 +164,9 @@ def find(session: Session, block: Block) -> tuple[DelegationRow | None, PoolRow 
     Raises:
         NotFoundError: neither contains it.
     """
-    row = _LOOKUP.first(session.connection(), {"kind": block.kind.value,
-                                               "start": block.start_key})
-    assert row is not None  # the one row of _one, always
+    rows = _LOOKUP.rows(session.connection(), None, {"kind": block.kind.value,
+                                                    "start": block.start_key})
+    row = rows[0]  # the one row of _one, always
     end = block.end_key
     d_end, p_end = row[3], row[_SPLIT + 2]
     d = DelegationRow._make(row[:_SPLIT]) if d_end is not None and d_end >= end else None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, Table, delete, or_, select, update
+from sqlalchemy import Integer, Select, Table, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from comity.agreements.authorization import Purpose, authorize
@@ -42,7 +42,7 @@ from comity.agreements.schemas import TLP
 from comity.agreements.services import list_agreements
 from comity.clock import Clock, format_ts
 from comity.config import Settings
-from comity.db import BulkInsert, plain_rows, read_scope, session_scope
+from comity.db import BulkInsert, PreparedSelect, read_scope, session_scope
 from comity.hazmat.keys import b64d, b64e
 from comity.identity.services import IdentityHolder
 from comity.sharing.errors import (
@@ -423,7 +423,9 @@ class Sharing:
             q = select(StixObject).where(
                 StixObject.collection_id == collection_id, IS_OBJECT,
                 StixObject.deleted.is_(False), StixObject.object_id == object_id)
-            q = _version_filter(q, versions or ("all",))
+            versions = versions or ("all",)
+            q = _version_filter(q, versions, [parse_rfc3339(v) for v in versions
+                                              if v not in ("all", "first", "last")])
             rows = list(session.scalars(q))
             if not requester.local:
                 rows = [r for r in rows if r.origin == requester.node_id]
@@ -497,29 +499,13 @@ class Sharing:
         """
         after = (self.read_cursor(next_token, acc.collection_id, filters)
                  if next_token else None)
-        # date_added is read for the first and last rows only: converting it
-        # for every row was a third of the cost of a page.
         # The release policy's inputs are read only when there is a policy to
         # apply: the local operator sees everything.
-        policy: list[Any] = [] if requester.local else [StixObject.tlp, StixObject.origin,
-                                             StixObject.received_under, StixObject.recipients]
-        q = select(StixObject.seq, *policy, *columns).where(
-            StixObject.collection_id == acc.collection_id, IS_OBJECT,
-            StixObject.deleted.is_(False))
-        if object_id is not None:
-            q = q.where(StixObject.object_id == object_id)
-        if filters.ids:
-            q = q.where(StixObject.object_id.in_(filters.ids))
-        if filters.types:
-            q = q.where(StixObject.type.in_(filters.types))
-        if filters.spec_versions:
-            q = q.where(StixObject.spec_version.in_(filters.spec_versions))
-        if filters.added_after is not None:
-            q = q.where(StixObject.date_added > filters.added_after)
-        if after is not None:
-            q = q.where(StixObject.seq > after)
-        q = _version_filter(q, filters.versions)
-        fetched = plain_rows(session.connection(), q.order_by(StixObject.seq).limit(limit + 1))
+        shape, params = _page_query(requester.local, tuple(c.key for c in columns),
+                                    object_id, filters, after)
+        params.update(cid=acc.collection_id, limit=limit + 1)
+        conn = session.connection()
+        fetched = _PAGE.rows(conn, shape, params)
         more = len(fetched) > limit
         fetched = fetched[:limit]
         if requester.local:
@@ -530,11 +516,11 @@ class Sharing:
         page = Page(released, more, self.make_cursor(acc.collection_id, fetched[-1][0], filters)
                     if more else None)
         if released:
-            first, last = released[0][0], released[-1][0]
-            ends = {seq: at for seq, at in session.connection().execute(
-                select(StixObject.seq, StixObject.date_added).where(
-                    StixObject.seq.in_({first, last})))}
-            page.first_added, page.last_added = ends[first], ends[last]
+            # date_added is read for the first and last rows only: converting it
+            # for every row was a third of the cost of a page.
+            ends = dict(_ENDS.rows(conn, None, {"first": released[0][0],
+                                                "last": released[-1][0]}))
+            page.first_added, page.last_added = ends[released[0][0]], ends[released[-1][0]]
         return page
 
     def changes(self, session: Session, acc: Access, requester: Requester, *, limit: int,
@@ -603,21 +589,80 @@ class Sharing:
         return {"objects": int(n or 0)}
 
 
-def _version_filter(q: Select[Any], versions: tuple[str, ...]) -> Select[Any]:
+def _version_filter(q: Select[Any], versions: tuple[str, ...], stamps: Sequence[Any]
+                    ) -> Select[Any]:
+    """``q`` keeping the versions ``versions`` names ("all", "first", "last") and those
+    whose instant is one of ``stamps`` (datetimes, or bindparams for them)."""
     if "all" in versions:
         return q
     conds = []
-    stamps = []
-    for v in versions:
-        if v == "last":
-            conds.append(StixObject.latest.is_(True))
-        elif v == "first":
-            conds.append(StixObject.first.is_(True))
-        else:
-            stamps.append(parse_rfc3339(v))
+    if "last" in versions:
+        conds.append(StixObject.latest.is_(True))
+    if "first" in versions:
+        conds.append(StixObject.first.is_(True))
     if stamps:
         conds.append(StixObject.version_at.in_(stamps))
     return q.where(or_(*conds))
+
+
+def _padded(values: Sequence[str]) -> tuple[str, ...]:
+    """``values`` with its last repeated up to a power of two: an ``IN`` list of
+    few distinct lengths, so of few prepared statements (repeats match nothing more)."""
+    size = 1 << max(len(values) - 1, 0).bit_length()
+    return (*values, *[values[-1]] * (size - len(values))) if values else ()
+
+
+def _page_query(local: bool, columns: tuple[str, ...], object_id: str | None,
+                filters: Filters, after: int | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The shape of a page's statement (see :func:`_page_select`) and its values."""
+    params: dict[str, Any] = {}
+    lists = {"id": _padded(filters.ids), "type": _padded(filters.types),
+             "spec": _padded(filters.spec_versions)}
+    for prefix, values in lists.items():
+        params.update((f"{prefix}{i}", v) for i, v in enumerate(values))
+    versions: tuple[str, ...] = ("all",) if "all" in filters.versions else ()
+    if not versions:
+        stamps = [parse_rfc3339(v) for v in filters.versions if v not in ("first", "last")]
+        versions = tuple(v for v in ("first", "last") if v in filters.versions)
+        versions += ("at",) * len(stamps)
+        params.update((f"at{i}", at) for i, at in enumerate(stamps))
+    if object_id is not None:
+        params["oid"] = object_id
+    if filters.added_after is not None:
+        params["added_after"] = filters.added_after
+    if after is not None:
+        params["after"] = after
+    shape = (local, columns, object_id is not None, len(lists["id"]), len(lists["type"]),
+             len(lists["spec"]), filters.added_after is not None, after is not None, versions)
+    return shape, params
+
+
+def _page_select(shape: tuple[Any, ...]) -> Select[Any]:
+    """A page's statement: ``seq``, the policy's columns unless local, then ``columns``."""
+    local, columns, one_object, n_ids, n_types, n_specs, added_after, after, versions = shape
+    policy: list[Any] = [] if local else [StixObject.tlp, StixObject.origin,
+                                          StixObject.received_under, StixObject.recipients]
+    q = select(StixObject.seq, *policy, *(getattr(StixObject, c) for c in columns)).where(
+        StixObject.collection_id == bindparam("cid"), IS_OBJECT, StixObject.deleted.is_(False))
+    if one_object:
+        q = q.where(StixObject.object_id == bindparam("oid"))
+    for column, prefix, n in ((StixObject.object_id, "id", n_ids), (StixObject.type, "type",
+                              n_types), (StixObject.spec_version, "spec", n_specs)):
+        if n:
+            q = q.where(column.in_([bindparam(f"{prefix}{i}") for i in range(n)]))
+    if added_after:
+        q = q.where(StixObject.date_added > bindparam("added_after"))
+    if after:
+        q = q.where(StixObject.seq > bindparam("after"))
+    at = StixObject.version_at.type  # an IN's bindparams do not take the column's type
+    q = _version_filter(q, versions, [bindparam(f"at{i}", type_=at)
+                                      for i in range(versions.count("at"))])
+    return q.order_by(StixObject.seq).limit(bindparam("limit", type_=Integer))
+
+
+_PAGE = PreparedSelect(_page_select)
+_ENDS = PreparedSelect(lambda _: select(StixObject.seq, StixObject.date_added).where(
+    StixObject.seq.in_([bindparam("first"), bindparam("last")])))
 
 
 # [0-9], never \d: \d also matches other scripts' digits, which int() accepts.
