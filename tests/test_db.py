@@ -15,6 +15,7 @@ from comity.config import Settings
 from comity.db import (
     BulkInsert,
     PreparedSelect,
+    UTCDateTime,
     make_engine,
     session_scope,
     sessionmaker_for,
@@ -125,3 +126,39 @@ def test_prepared_select_refuses_an_expanding_in() -> None:
         StixObject.object_id.in_(["a", "b"])))
     with pytest.raises(ValueError, match="one bindparam per value"):
         prepared._plan(sqlite.dialect(), None)
+
+
+def test_utc_datetime_on_sqlite_is_sqlalchemys_own_text() -> None:
+    """UTCDateTime's quick SQLite conversions make and read exactly SQLAlchemy's text."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().dialect_impl(dialect)
+    bind, read = ours.bind_processor(dialect), ours.result_processor(dialect, None)
+    theirs = DateTime().dialect_impl(dialect)
+    their_bind, their_read = theirs.bind_processor(dialect), theirs.result_processor(dialect,
+                                                                                      None)
+    assert bind is not None
+    assert read is not None
+    assert their_bind is not None
+    assert their_read is not None
+    paris = dt.timezone(dt.timedelta(hours=2))
+    values = [dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC),  # no fraction at all
+              dt.datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=dt.UTC),
+              dt.datetime(999, 1, 2, 3, 4, 5, 600_000, tzinfo=dt.UTC),  # a short year
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+              dt.datetime(2026, 3, 1, 1, 30, tzinfo=paris)]  # the day before, in UTC
+    for value in values:
+        text_ = bind(value)
+        assert text_ == their_bind(value.astimezone(dt.UTC).replace(tzinfo=None))
+        assert read(text_) == value
+        assert read(text_).tzinfo is dt.UTC
+        assert read(text_) == their_read(text_).replace(tzinfo=dt.UTC)
+    # Text SQLAlchemy itself reads (fewer digits, none) reads the same here.
+    for stored in ("2026-03-01 12:00:00", "2026-03-01 12:00:00.5", "2026-03-01 12:00:00.123"):
+        assert read(stored) == their_read(stored).replace(tzinfo=dt.UTC)
+    assert bind(None) is None
+    assert read(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        bind(dt.datetime(2026, 3, 1))

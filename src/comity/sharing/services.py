@@ -351,13 +351,12 @@ class Sharing:
             return []
         ids = sorted({v.object_id for v in checked})
         held: dict[str, list[_HeldVersion]] = {}
-        for start in range(0, len(ids), 500):
-            for seq, oid, at, body, latest, first in session.execute(select(
-                    StixObject.seq, StixObject.object_id, StixObject.version_at,
-                    StixObject.body, StixObject.latest, StixObject.first).where(
-                    StixObject.collection_id == collection_id, IS_OBJECT,
-                    StixObject.deleted.is_(False),
-                    StixObject.object_id.in_(ids[start:start + 500]))):
+        conn = session.connection()
+        for start in range(0, len(ids), 512):
+            chunk = _padded(ids[start:start + 512])
+            params = {f"id{i}": oid for i, oid in enumerate(chunk)}
+            params["cid"] = collection_id
+            for seq, oid, at, body, latest, first in _HELD.rows(conn, len(chunk), params):
                 held.setdefault(oid, []).append(_HeldVersion(at, body, latest, first, seq))
         new: list[_NewVersion] = []
         for v in checked:
@@ -661,6 +660,11 @@ def _page_select(shape: tuple[Any, ...]) -> Select[Any]:
 
 
 _PAGE = PreparedSelect(_page_select)
+_HELD = PreparedSelect(lambda n: select(
+    StixObject.seq, StixObject.object_id, StixObject.version_at, StixObject.body,
+    StixObject.latest, StixObject.first).where(
+    StixObject.collection_id == bindparam("cid"), IS_OBJECT, StixObject.deleted.is_(False),
+    StixObject.object_id.in_([bindparam(f"id{i}") for i in range(n)])))
 _ENDS = PreparedSelect(lambda _: select(StixObject.seq, StixObject.date_added).where(
     StixObject.seq.in_([bindparam("first"), bindparam("last")])))
 
