@@ -32,7 +32,7 @@ from starlette.responses import Response
 from comity.db import read_scope
 from comity.hazmat.httpsig import SignatureError, verify_request
 from comity.hazmat.keys import VerifyKey, b64e
-from comity.http import check_bearer, get_node
+from comity.http import check_bearer, get_node, plain_route
 from comity.identity.models import Peer
 from comity.problems import Problem
 from comity.sharing.errors import (
@@ -253,8 +253,10 @@ async def api_root(request: Request, root: str) -> Response:
     return await _serve(request, handle)
 
 
-@router.get("/{root}/status/{status_id}/", summary="TAXII status resource")
-async def status(request: Request, root: str, status_id: str) -> Response:
+@plain_route(router, "/{root}/status/{status_id}/", "TAXII status resource")
+async def status(request: Request) -> Response:
+    status_id: str = request.path_params["status_id"]
+
     async def handle(_: Request, who: Requester) -> Response:
         node = get_node(request)
 
@@ -339,17 +341,17 @@ async def _objects_page(request: Request, who: Requester, cid: str, endpoint: st
     return await run_in_threadpool(work)
 
 
-@router.get("/{root}/collections/{cid}/objects/", summary="TAXII get objects")
-async def get_objects(request: Request, root: str, cid: str) -> Response:
+@plain_route(router, "/{root}/collections/{cid}/objects/", "TAXII get objects")
+async def get_objects(request: Request) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        return await _objects_page(request, who, cid, "objects")
+        return await _objects_page(request, who, request.path_params["cid"], "objects")
     return await _serve(request, handle)
 
 
-@router.get("/{root}/collections/{cid}/manifest/", summary="TAXII manifest")
-async def manifest(request: Request, root: str, cid: str) -> Response:
+@plain_route(router, "/{root}/collections/{cid}/manifest/", "TAXII manifest")
+async def manifest(request: Request) -> Response:
     async def handle(_: Request, who: Requester) -> Response:
-        return await _objects_page(request, who, cid, "manifest")
+        return await _objects_page(request, who, request.path_params["cid"], "manifest")
     return await _serve(request, handle)
 
 
@@ -396,8 +398,11 @@ async def changes(request: Request, root: str, cid: str) -> Response:
     return await _serve(request, handle)
 
 
-@router.post("/{root}/collections/{cid}/objects/", summary="TAXII add objects")
-async def add_objects(request: Request, root: str, cid: str) -> Response:
+@plain_route(router, "/{root}/collections/{cid}/objects/", "TAXII add objects",
+             methods=("POST",))
+async def add_objects(request: Request) -> Response:
+    cid: str = request.path_params["cid"]
+
     async def handle(req: Request, who: Requester) -> Response:
         node = get_node(request)
         raw: bytes = req.state.taxii_body
