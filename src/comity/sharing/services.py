@@ -714,7 +714,6 @@ def status_view(status_id: str, at: dt.datetime, total: int,
             "pendings": []}
 
 
-
 def export_objects(sharing: Sharing, collection_id: str, requester: Requester, *,
                    page_size: int = 1000) -> Iterable[bytes]:
     """The latest version of every object the requester may have, page by page (streamed)."""
