@@ -121,7 +121,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
                 raise ValueError("naive datetimes are not stored; use UTC-aware values")
             if value.tzinfo is not dt.UTC:
                 value = value.astimezone(dt.UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            # A tuple, not replace() and isoformat(): a third of their cost.
+            return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+                value.year, value.month, value.day, value.hour, value.minute, value.second,
+                value.microsecond)
         return process
 
     def result_processor(self, dialect: Dialect, coltype: object

@@ -359,8 +359,14 @@ class Sharing:
             for seq, oid, at, body, latest, first in _HELD.rows(conn, len(chunk), params):
                 held.setdefault(oid, []).append(_HeldVersion(at, body, latest, first, seq))
         new: list[_NewVersion] = []
+        several: set[str] = set()  # ids with more than one version now: latest/first to set
         for v in checked:
-            versions = held.setdefault(v.object_id, [])
+            versions = held.get(v.object_id)
+            if versions is None:  # the usual case: an id first seen here
+                held[v.object_id] = [_HeldVersion(v.version_at, v.body, True, True, None, v)]
+                new.append(v)
+                successes.append({"id": v.object_id, "version": v.version})
+                continue
             # An observable (SCO) has no versions: whatever was first stored is it.
             same = [h for h in versions if v.versionless or h.version_at == v.version_at]
             if same:
@@ -374,12 +380,11 @@ class Sharing:
                                                 "is held"})
                 continue
             versions.append(_HeldVersion(v.version_at, v.body, True, True, None, v))
+            several.add(v.object_id)
             new.append(v)
             successes.append({"id": v.object_id, "version": v.version})
-        for oid in {v.object_id for v in new}:
+        for oid in several:
             versions = held[oid]
-            if len(versions) == 1:
-                continue  # the only version: latest and first, as it was made
             top = max(h.version_at for h in versions)
             bottom = min(h.version_at for h in versions)
             for h in versions:
