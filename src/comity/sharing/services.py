@@ -693,7 +693,7 @@ def parse_rfc3339(text: str) -> dt.datetime:
 
 @functools.lru_cache(maxsize=65536)
 def _rfc3339(text: str) -> dt.datetime | None:
-    # Cached: objects of one bundle share a few timestamps (see stix._instant_key).
+    # Cached: pages of one walk repeat the same added_after and version filters.
     m = _RFC3339.fullmatch(text)
     if m is None:
         return None

@@ -36,7 +36,6 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -357,24 +356,21 @@ def _instant(value: object, prop: str) -> tuple[dt.datetime, str]:
     return key
 
 
-@functools.lru_cache(maxsize=65536)
 def _instant_key(value: str) -> tuple[dt.datetime, str] | str | None:
     """A timestamp's sort key: the instant to the microsecond (the store's
     precision), then every digit of its fraction without trailing zeros (digit
     strings so made compare as the fractions they spell), so that stamps equal
     to the microsecond still order exactly."""
-    # Cached: a bundle's objects often share timestamps.
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
         return None
-    text, fraction = match[1], (match[2] or "").rstrip("0")
     try:
-        at = dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
-                         int(text[14:16]), int(text[17:19]),
-                         int(fraction[:6].ljust(6, "0")), dt.UTC)
+        # The pattern leaves only the plain form, which fromisoformat reads as UTC (its
+        # "Z"), truncating a fraction to the microsecond; it refuses dates that do not exist.
+        at = dt.datetime.fromisoformat(value)
     except ValueError:
         return "is not a calendar date and time"
-    return at, fraction
+    return at, (match[2] or "").rstrip("0")
 
 
 def _nonempty_list(value: object, prop: str) -> list[Any]:
