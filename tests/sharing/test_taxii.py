@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from tests.sharing.support import (
+    T0,
     TAXII,
     create_collection,
     envelope,
@@ -143,6 +144,36 @@ def test_bad_objects_fail_alone(fed: LocalFederation, node: PeerNode) -> None:
     status = post_local(fed, node, cid, changed)
     assert status["failure_count"] == 1
     assert "another object" in status["failures"][0]["message"]
+
+
+def test_versions_of_one_id_in_one_add(fed: LocalFederation, node: PeerNode) -> None:
+    """Versions, a duplicate and a clash of one id within a single envelope."""
+    cid = create_collection(node)["id"]
+    oid = indicator(0)["id"]
+    v1, v2, v3 = "2026-11-01T12:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"
+    clash = indicator(0, modified=v1)
+    clash["name"] = "different content, same version"
+    status = post_local(fed, node, cid, indicator(0, modified=v2), indicator(0, modified=v1),
+                        indicator(0, modified=v2), indicator(0, modified=v3), clash)
+    assert [(s["version"], s.get("message")) for s in status["successes"]] == [
+        (v2, None), (v1, None), (v2, "already added"), (v3, None)]
+    assert [(f["version"], f["message"]) for f in status["failures"]] == [
+        (v1, "another object with this id and version is held")]
+    h = local_headers(node)
+
+    def modified(**params: str) -> list[str]:
+        resp = fed.http.get(objects_url(node, cid, f"objects/{oid}/"), params=params,
+                            headers=h)
+        assert resp.status_code == 200, resp.text
+        return [o["modified"] for o in resp.json()["objects"]]
+
+    assert modified(**{"match[version]": "all"}) == [v2, v1, v3]
+    assert modified() == [v3]
+    assert modified(**{"match[version]": "first"}) == [v1]
+    # A later add of an older version moves "first", not "last".
+    assert post_local(fed, node, cid, indicator(0, modified=T0))["success_count"] == 1
+    assert modified(**{"match[version]": "first"}) == [T0]
+    assert modified() == [v3]
 
 
 @pytest.mark.parametrize(("method", "headers", "status", "slug"), [

@@ -360,13 +360,18 @@ class Sharing:
                 held.setdefault(oid, []).append(_HeldVersion(at, body, latest, first, seq))
         new: list[_NewVersion] = []
         several: set[str] = set()  # ids with more than one version now: latest/first to set
+        fresh: dict[str, _NewVersion] = {}  # ids first seen in this batch, one version so far
         for v in checked:
             versions = held.get(v.object_id)
-            if versions is None:  # the usual case: an id first seen here
-                held[v.object_id] = [_HeldVersion(v.version_at, v.body, True, True, None, v)]
-                new.append(v)
-                successes.append({"id": v.object_id, "version": v.version})
-                continue
+            if versions is None:
+                seen = fresh.get(v.object_id)
+                if seen is None:  # the usual case: an id first seen here
+                    fresh[v.object_id] = v
+                    new.append(v)
+                    successes.append({"id": v.object_id, "version": v.version})
+                    continue
+                versions = held[v.object_id] = [
+                    _HeldVersion(seen.version_at, seen.body, True, True, None, seen)]
             # An observable (SCO) has no versions: whatever was first stored is it.
             same = [h for h in versions if v.versionless or h.version_at == v.version_at]
             if same:
