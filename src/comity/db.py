@@ -228,14 +228,15 @@ def advisory_lock(session: Session, name: str) -> None:
 class PreparedSelect:
     """A SELECT built once per shape, compiled once per dialect, then run on the driver.
 
-    For the hottest reads (a TAXII page, the version check of an add). On
-    every execute SQLAlchemy builds the expression anew, computes its cache
-    key and sets up an execution context; for a page of a thousand rows that
-    cost as much as SQLite's own work. Here ``build(shape)`` makes the
-    statement once per shape, with every value a named ``bindparam``; each
-    call binds the values through their columns' own converters (so what is
-    stored is what the ORM would store) and returns the driver's tuples, only
-    the columns whose type converts values on the way out converted.
+    For the hottest reads (a TAXII page, the version check of a TAXII add, an
+    RDAP lookup). On every execute SQLAlchemy builds the expression anew,
+    computes its cache key and sets up an execution context; for a page of a
+    thousand rows that cost as much as SQLite's own work. Here ``build(shape)``
+    makes the statement once per shape, with every value a named
+    ``bindparam``; each call binds the values through their columns' own
+    converters (so they compare with stored values as the ORM's would) and
+    returns the driver's tuples, only the columns whose type converts values
+    on the way out converted.
 
     A shape is any hashable that fixes the statement's text (which filters,
     how many values in an ``IN``); the last ``shapes`` used are kept. The
