@@ -12,8 +12,9 @@ With ``indexed=True`` (reported apart, as context: the targets compare with
 the plain table) the table also has a ``type`` column and the two indexes
 any TAXII collection needs to answer its filters in order: a unique index
 on ``(id, version)`` (an object's versions, duplicates refused) and one on
-``type`` (``match[type]`` in rowid order: the rowid ends every index). A node has these and a third,
-per collection (its ``seq`` order), besides its STIX checks.
+``type`` (``match[type]`` in rowid order: the rowid ends every index). A
+node has these and a third, per collection (its ``seq`` order), besides its
+STIX checks.
 
 Read: pages of ``page_size`` rows ordered by rowid (keyset: ``rowid > last``),
 each assembled into an envelope's bytes from the stored bodies: what a server
@@ -70,6 +71,8 @@ def ingest(conn: sqlite3.Connection, envelopes: Iterable[bytes],
     Only the parsing and the transactions are timed, not producing the envelopes.
     """
     elapsed, stored, done = 0.0, 0, True
+    insert = ("INSERT INTO objects VALUES (?, ?, ?, ?, ?)" if indexed
+              else "INSERT INTO objects VALUES (?, ?, ?, ?)")
     for envelope in envelopes:
         if time.monotonic() > deadline:
             done = False
@@ -83,8 +86,7 @@ def ingest(conn: sqlite3.Connection, envelopes: Iterable[bytes],
         else:
             rows = [(o["id"], o["modified"], added, orjson.dumps(o)) for o in objects]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(f"INSERT INTO objects VALUES ({', '.join('?' * (4 + indexed))})",
-                         rows)
+        conn.executemany(insert, rows)
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - t
         stored += len(rows)

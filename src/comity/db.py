@@ -292,7 +292,8 @@ class _Plan:
     """One compiled statement: its text, how to bind its values, how to read its rows."""
 
     sql: str
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # in the order of the statement's markers (repeats included)
+    unique: tuple[str, ...]
     positional: bool
     defaults: dict[str, Any]
     binders: dict[str, Callable[[Any], Any]]
@@ -319,11 +320,12 @@ class _Plan:
             proc_out = col.type.dialect_impl(dialect).result_processor(dialect, None)
             if proc_out is not None:
                 out.append((i, proc_out))
-        return cls(sql, names, positional, defaults, binders, tuple(out))
+        return cls(sql, names, tuple(dict.fromkeys(names)), positional, defaults, binders,
+                   tuple(out))
 
     def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in dict.fromkeys(self.names):
+        for name in self.unique:
             value = params[name] if name in params else self.defaults[name]
             binder = self.binders.get(name)
             values[name] = value if binder is None or value is None else binder(value)

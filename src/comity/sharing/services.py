@@ -433,8 +433,7 @@ class Sharing:
                 StixObject.collection_id == collection_id, IS_OBJECT,
                 StixObject.deleted.is_(False), StixObject.object_id == object_id)
             versions = versions or ("all",)
-            q = _version_filter(q, versions, [parse_rfc3339(v) for v in versions
-                                              if v not in ("all", "first", "last")])
+            q = _version_filter(q, versions, _named_instants(versions))
             rows = list(session.scalars(q))
             if not requester.local:
                 rows = [r for r in rows if r.origin == requester.node_id]
@@ -614,6 +613,15 @@ def _version_filter(q: Select[Any], versions: tuple[str, ...], stamps: Sequence[
     return q.where(or_(*conds))
 
 
+def _named_instants(versions: tuple[str, ...]) -> list[dt.datetime]:
+    """The versions ``match[version]`` names by their timestamp (not "all", "first", "last").
+
+    Raises:
+        BadFilterError: one of them is no RFC 3339 UTC timestamp.
+    """
+    return [parse_rfc3339(v) for v in versions if v not in ("all", "first", "last")]
+
+
 def _padded(values: Sequence[str]) -> tuple[str, ...]:
     """``values`` with its last repeated up to a power of two: an ``IN`` list of
     few distinct lengths, so of few prepared statements (repeats match nothing more)."""
@@ -631,7 +639,7 @@ def _page_query(local: bool, columns: tuple[str, ...], object_id: str | None,
         params.update((f"{prefix}{i}", v) for i, v in enumerate(values))
     versions: tuple[str, ...] = ("all",) if "all" in filters.versions else ()
     if not versions:
-        stamps = [parse_rfc3339(v) for v in filters.versions if v not in ("first", "last")]
+        stamps = _named_instants(filters.versions)
         versions = tuple(v for v in ("first", "last") if v in filters.versions)
         versions += ("at",) * len(stamps)
         params.update((f"at{i}", at) for i, at in enumerate(stamps))
