@@ -19,7 +19,9 @@ def test_demo_check_runs_every_step() -> None:
     done = subprocess.run([sys.executable, "-m", "comity", "demo", "--check"],
                           capture_output=True, text=True, timeout=300, check=False)
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert done.returncode == 0, (report, done.stderr[-2000:])
+    # A string, which pytest shows whole (it shortens the repr of anything else).
+    assert done.returncode == 0, (f"failed at {report.get('failed_step')!r}: "
+                                  f"{report.get('error')}\n{done.stderr[-6000:]}")
     assert report["ok"] is True
     assert report["nodes"] == 3
     assert report["agreements_in_force"] == 2
@@ -141,3 +143,25 @@ def _check_ui_accounts(node: dict[str, Any], banner: str) -> None:
         home = client.get("/ui/")
         assert home.status_code == 200
         assert f'<html lang="{UI_LANGUAGE[node["key"]]}">' in home.text
+
+
+def test_a_failed_check_names_the_step_and_shows_the_servers_last_words(
+        tmp_path: Path, capsys: Any) -> None:
+    from comity.demo import Federation, _explain_failure
+    from comity.localnet import LocalNode
+
+    fed = Federation(tmp_path)
+    node = LocalNode(key="ke-poc", data_dir=tmp_path / "ke-poc", url="http://127.0.0.1:1")
+    node.data_dir.mkdir()
+    (node.data_dir / "server.log").write_text("".join(f"line {i}\n" for i in range(40)))
+    fed.nodes.append(node)
+    fed.nodes.append(LocalNode(key="fr-moj", data_dir=tmp_path / "gone", url="http://x"))
+    _explain_failure(fed, {"ok": False, "failed_step": "forged checkpoint",
+                           "error": "KE answered 409"})
+    err = capsys.readouterr().err
+    assert err.startswith("FAILED at step 'forged checkpoint': KE answered 409\n")
+    assert "--- ke-poc: end of" in err
+    assert "line 39" in err
+    assert "line 25" in err
+    assert "line 24\n" not in err  # only the end of the log
+    assert "fr-moj" not in err  # a node without a log is passed over

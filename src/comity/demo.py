@@ -57,6 +57,9 @@ from comity.sharing.scenario import sharing_scenario
 
 __all__ = ["Federation", "demo"]
 
+# Lines of each node's server log shown when the check fails.
+_LOG_LINES = 15
+
 PARTICIPANTS: list[dict[str, Any]] = [
     {"key": "fr-moj", "name": "Ministère de la Justice — Bureau de l'entraide pénale",
      "kind": "central-authority", "jurisdiction": "FR", "languages": ["fr", "en"],
@@ -377,8 +380,28 @@ def _check(root: Path) -> bool:
         report.update(failed_step=step, error=f"{type(e).__name__}: {e}")
     finally:
         fed.stop()
+    if not report["ok"]:
+        _explain_failure(fed, report)
     print(json.dumps(report, ensure_ascii=False))
     return bool(report["ok"])
+
+
+def _explain_failure(fed: Federation, report: dict[str, Any]) -> None:
+    """Name the failed step on stderr, with the end of each node's server log.
+
+    The temporary directory is gone once the check exits, so what the
+    servers said about the failure is shown now or never.
+    """
+    print(f"FAILED at step {report.get('failed_step')!r}: {report.get('error')}",
+          file=sys.stderr)
+    for node in fed.nodes:
+        log_file = node.data_dir / "server.log"
+        try:
+            lines = log_file.read_text(errors="replace").splitlines()[-_LOG_LINES:]
+        except OSError:
+            continue
+        print(f"--- {node.key}: end of {log_file}", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
 
 
 def _run(root: Path) -> None:
