@@ -265,6 +265,16 @@ def _run_cli(*args: str) -> dict[str, Any]:
     return result
 
 
+def _prove_receipt(proof_file: Path, sender: LocalNode, message_id: str) -> dict[str, Any]:
+    """The sender proves a receipt into ``proof_file``; what checking it offline finds."""
+    done = subprocess.run(comity_command(  # noqa: S603
+        "log", "prove-receipt", message_id, "--data-dir", str(sender.data_dir),
+        "--out", str(proof_file)), capture_output=True, check=False)
+    if done.returncode != 0:
+        raise StepFailed("prove a receipt", done.stderr.decode(errors="replace")[-2000:])
+    return _run_cli("log", "verify-receipt", str(proof_file), "--json")
+
+
 def ledger_scenario(fed: Federation, *, receipt_of: tuple[LocalNode, str]) -> dict[str, Any]:
     """Cosigned checkpoints everywhere, one receipt proven offline, one forgery caught."""
     from comity.hazmat.note import Checkpoint, NoteSigner, sign_note
@@ -279,13 +289,17 @@ def ledger_scenario(fed: Federation, *, receipt_of: tuple[LocalNode, str]) -> di
     # The sender proves, from the receiver's public log, that the receiver
     # logged our message; a third party checks the file with nothing else.
     sender, message_id = receipt_of
-    proof_file = fed.root / "receipt.tlog-proof"
-    done = subprocess.run(comity_command(  # noqa: S603
-        "log", "prove-receipt", message_id, "--data-dir", str(sender.data_dir),
-        "--out", str(proof_file)), capture_output=True, check=False)
-    if done.returncode != 0:
-        raise StepFailed("prove a receipt", done.stderr.decode(errors="replace")[-2000:])
-    offline = _run_cli("log", "verify-receipt", str(proof_file), "--json")
+    proofs: list[dict[str, Any]] = []
+
+    def proven_to_all() -> bool:
+        # The receiver's newest checkpoint carries the proof's cosignatures:
+        # if its log grew since the wait above, its witnesses cosign anew.
+        proofs.append(_prove_receipt(fed.root / "receipt.tlog-proof", sender, message_id))
+        return len(proofs[-1]["cosigned_by"]) == len(partners[proofs[-1]["log_node"]])
+
+    wait_for("a receipt proof cosigned by every witness of the receiver", proven_to_all,
+             timeout=60, interval=1)
+    offline = proofs[-1]
     # A log that lies: FR signs a second checkpoint of the size KE cosigned,
     # with another root. KE refuses it and keeps both as evidence.
     fr, ke, _ = fed.nodes

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from comity.config import Settings
@@ -278,3 +278,32 @@ def test_a_sequencer_that_loses_the_race_writes_nothing(fed: LocalFederation,
     append(a, entries(5, 10))
     assert ledger.integrate() == 5
     assert ledger.head().root == mth(entries(15))
+
+
+def test_a_reader_sees_the_head_of_its_own_snapshot(fed: LocalFederation) -> None:
+    """The log growing during a read never leaves the reader a head it cannot find.
+
+    On SQLite a read transaction keeps the snapshot of its first read: a
+    head read in another session would be newer, with no checkpoint row
+    of its size in this one.
+    """
+    from comity.ledger.models import LogState
+    from comity.ledger.witness import log_status
+
+    a = fed.add("a")
+    ledger = a.node.ledger
+    append(a, entries(3))
+    while ledger.integrate():
+        pass
+    with read_scope(a.node.sessions) as session:
+        seen = session.scalar(select(LogState.size))  # the snapshot starts here
+        append(a, entries(2, 3))
+        while ledger.integrate():
+            pass
+        status = log_status(session, ledger)
+        served = ledger.cosigned_checkpoint(session)
+    verifier = ledger.signer().verifier
+    for note in (status["checkpoint"].encode(), served):
+        assert parse_checkpoint(open_note(note, [verifier]).text).size == status["size"]
+    assert status["size"] in (seen, 5)  # 5 where each statement sees the newest
+    assert ledger.head().size == 5

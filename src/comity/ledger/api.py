@@ -61,7 +61,7 @@ def tile(request: Request, path: str) -> Response:
         raise BadTilePathError(str(e)) from e
     ledger = get_node(request).ledger
     with read_scope(ledger.sessions) as session:
-        size = ledger.head().size
+        size = ledger.head(session).size
         reader = ledger.reader(session)
         data = (entry_bundle(reader, size, ref.index, ref.width) if ref.level is None
                 else hash_tile(reader, size, ref.level, ref.index, ref.width))

@@ -203,13 +203,20 @@ class Ledger:
             for listener in self._listeners:
                 listener()
 
-    def head(self) -> TreeHead:
-        """The latest signed tree head."""
-        with read_scope(self.sessions) as session:
-            state = session.get(LogState, _STATE_ID)
-            if state is None:
-                raise LedgerError("the log has not been created")
-            return TreeHead(state.size, state.root, state.checkpoint.encode())
+    def head(self, session: Session | None = None) -> TreeHead:
+        """The latest signed tree head, as ``session`` sees it if given.
+
+        A reader that goes on to read tiles or checkpoints must pass its own
+        session: a head read elsewhere may be newer than that session's
+        snapshot, which then lacks the rows of its size.
+        """
+        if session is None:
+            with read_scope(self.sessions) as own:
+                return self.head(own)
+        state = session.get(LogState, _STATE_ID)
+        if state is None:
+            raise LedgerError("the log has not been created")
+        return TreeHead(state.size, state.root, state.checkpoint.encode())
 
     def integrate(self) -> int:
         """Move pending entries into the tree; returns how many were integrated.
@@ -285,7 +292,7 @@ class Ledger:
             LedgerError: if this log never signed a checkpoint of that size.
         """
         if size is None:
-            size = self.head().size
+            size = self.head(session).size
         row = session.get(LogCheckpoint, size)
         if row is None:
             raise LedgerError(f"this log signed no checkpoint of size {size}")

@@ -190,14 +190,14 @@ def raise_alarm(session: Session, *, peer_id: str | None, kind: str, detail: str
 
 def log_status(session: Session, ledger: Ledger) -> dict[str, Any]:
     """The log's head, who cosigned what, what we witness, and how many alarms."""
-    head = ledger.head()
+    head = ledger.head(session)
     cosigned = {peer: size for peer, size in session.execute(
         select(WitnessProgress.peer_id, WitnessProgress.size))}
     witnessed = {w.peer_id: {"origin": w.origin, "size": w.size,
                              "updated_at": w.updated_at.isoformat()}
                  for w in session.scalars(select(WitnessedLog))}
     return {"origin": ledger.origin, "size": head.size, "root": head.root.hex(),
-            "checkpoint": ledger.cosigned_checkpoint(session).decode(),
+            "checkpoint": ledger.cosigned_checkpoint(session, head.size).decode(),
             "cosigned_by": cosigned, "witnessing": witnessed,
             "alarms": session.scalar(select(func.count()).select_from(LedgerAlarm)) or 0}
 
