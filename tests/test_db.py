@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Select, Table, bindparam, select, text
+from sqlalchemy import Select, Table, bindparam, event, select, text
 
 from comity.config import Settings
 from comity.db import (
@@ -65,6 +65,65 @@ def test_bulk_insert_stores_what_the_orm_stores(tmp_path: Path,
             hits = session.scalars(select(StixObject.object_id).where(
                 StixObject.collection_id == "bulk", StixObject.version_at == at)).all()
         assert hits == ["indicator--0"]
+    finally:
+        engine.dispose()
+
+
+SHARED = ("collection_id", "kind", "date_added", "deleted", "origin", "received_under",
+          "recipients", "provenance")
+
+
+@pytest.mark.parametrize("collection", ["c-1", "x'); DROP TABLE stix_objects; --"])
+def test_bulk_insert_shared_values_are_stored_as_the_orm_stores_them(
+        tmp_path: Path, db_url_factory: Callable[[str], str], collection: str) -> None:
+    """Shared values are written as literals only when nothing in them needs escaping."""
+    engine = make_engine(Settings(data_dir=tmp_path, database_url=db_url_factory("s")))
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: statements.append(sql))
+    try:
+        upgrade(engine)
+        sessions = sessionmaker_for(engine)
+        at = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+        shared = {"collection_id": collection, "kind": "object", "date_added": at,
+                  "deleted": False, "origin": None, "received_under": "agreement-1",
+                  "recipients": '["a", "b"]', "provenance": 7}
+        rows = [{**_values(i, at), **shared} for i in range(4)]
+        with session_scope(sessions) as session:
+            session.add_all(StixObject(**{**r, "object_id": "orm-" + r["object_id"]})
+                            for r in rows)
+        insert = BulkInsert(cast(Table, StixObject.__table__), COLUMNS)
+        statements.clear()
+        with session_scope(sessions) as session:
+            insert(session.connection(),
+                   [tuple(r[c] for c in COLUMNS if c not in SHARED) for r in rows],
+                   shared=shared)
+        [sql] = [s for s in statements if s.startswith("INSERT")]
+        with engine.connect() as conn:
+            stored = [conn.execute(text(
+                "SELECT collection_id, kind, CAST(date_added AS TEXT), deleted, origin, "
+                "received_under, recipients, provenance, CAST(version_at AS TEXT), latest "
+                "FROM stix_objects WHERE object_id LIKE :p ORDER BY seq"), {"p": p}).all()
+                for p in ("orm-%", "indicator-%")]
+        assert stored[1] == stored[0]
+        assert len(stored[1]) == 4
+        assert stored[1][0][0] == collection
+        # Plain text and numbers are in the statement; JSON (quotes) never is.
+        assert "'agreement-1'" in sql
+        assert " 7" in sql or ",7" in sql
+        assert '"a"' not in sql
+        assert (f"'{collection}'" in sql) is (collection == "c-1")
+    finally:
+        engine.dispose()
+
+
+def test_bulk_insert_refuses_a_shared_column_it_does_not_insert(tmp_path: Path) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path))
+    try:
+        upgrade(engine)
+        insert = BulkInsert(cast(Table, StixObject.__table__), ("object_id",))
+        with engine.begin() as conn, pytest.raises(ValueError, match="'colour' is not one"):
+            insert(conn, [("x",)], shared={"colour": "red"})
     finally:
         engine.dispose()
 

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import zlib
 from collections import OrderedDict
@@ -144,6 +145,13 @@ BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 bigint_pk = Annotated[int, mapped_column(BigIntPK, primary_key=True, autoincrement=True)]
 
 
+# Text that can stand between quotes in SQL as it is: no quote, backslash or
+# anything else a dialect could read as more than the value.
+_PLAIN_TEXT = re.compile(r"[0-9A-Za-z .:+_-]{0,200}")
+
+_Converters = list[tuple[int, Callable[[Any], Any]]]
+
+
 class BulkInsert:
     """An INSERT of many rows handed to the driver's ``executemany`` as plain tuples.
 
@@ -154,6 +162,13 @@ class BulkInsert:
     datetimes; not booleans and bytes, which the drivers take as they are)
     go through that conversion, and a value equal to the one in
     the row before (one arrival time for a whole batch) is converted once.
+
+    Values every row of a call shares (its collection, its arrival time) are
+    passed once as ``shared`` and left out of the rows. Binding costs the
+    driver about as much per value as storing it; a shared value is written
+    into the statement instead, as a SQL literal, when it is NULL, a boolean,
+    an integer, or (once converted) text of :data:`_PLAIN_TEXT`, which has
+    nothing to escape. Any other shared value is bound, once per row.
     """
 
     def __init__(self, table: Table, columns: Sequence[str]) -> None:
@@ -162,38 +177,82 @@ class BulkInsert:
         missing = [name for name in self.columns if name not in table.c]
         if missing:  # a typo fails at import, not at the first write
             raise ValueError(f"{table.name} has no column {missing[0]!r}")
-        self._plans: dict[str, tuple[str, list[tuple[int, Callable[[Any], Any]]]]] = {}
+        # Per dialect and set of shared columns: the converters of the rows' columns.
+        self._plans: dict[tuple[str, frozenset[str]], _Converters] = {}
+        self._processors: dict[tuple[str, str], Callable[[Any], Any] | None] = {}
 
-    def _plan(self, dialect: Dialect) -> tuple[str, list[tuple[int, Callable[[Any], Any]]]]:
-        plan = self._plans.get(dialect.name)
+    def _processor(self, dialect: Dialect, name: str) -> Callable[[Any], Any] | None:
+        key = (dialect.name, name)
+        if key not in self._processors:
+            # dialect_impl: a TypeDecorator alone would skip the dialect's own step
+            # (SQLite's fixed-width datetime text, which ordering relies on).
+            type_ = self.table.c[name].type
+            # Both drivers take bool and bytes as they are (SQLite: 1/0 and a
+            # BLOB; psycopg: boolean and bytea), as these types would make them.
+            self._processors[key] = (None if isinstance(type_, Boolean | LargeBinary)
+                                     else type_.dialect_impl(dialect).bind_processor(dialect))
+        return self._processors[key]
+
+    def _converters(self, dialect: Dialect, shared: frozenset[str]) -> _Converters:
+        plan = self._plans.get((dialect.name, shared))
         if plan is None:
-            quote = dialect.identifier_preparer.quote
-            mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
-            # Names come from the table definition, never from input.
-            sql = (f"INSERT INTO {quote(self.table.name)} "  # noqa: S608
-                   f"({', '.join(quote(c) for c in self.columns)}) "
-                   f"VALUES ({', '.join([mark] * len(self.columns))})")
-            converters: list[tuple[int, Callable[[Any], Any]]] = []
-            for i, name in enumerate(self.columns):
-                # dialect_impl: a TypeDecorator alone would skip the dialect's own step
-                # (SQLite's fixed-width datetime text, which ordering relies on).
-                type_ = self.table.c[name].type
-                if isinstance(type_, Boolean | LargeBinary):
-                    # Both drivers take bool and bytes as they are (SQLite: 1/0 and a
-                    # BLOB; psycopg: boolean and bytea), as these types would make them.
-                    continue
-                proc = type_.dialect_impl(dialect).bind_processor(dialect)
+            plan = []
+            for i, name in enumerate(c for c in self.columns if c not in shared):
+                proc = self._processor(dialect, name)
                 if proc is not None:
-                    converters.append((i, proc))
-            plan = (sql, converters)
-            self._plans[dialect.name] = plan
+                    plan.append((i, proc))
+            self._plans[(dialect.name, shared)] = plan
         return plan
 
-    def __call__(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    @staticmethod
+    def _literal(value: Any, dialect: Dialect) -> str | None:
+        """``value`` (converted) as a SQL literal, or None if it must be bound."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            if dialect.name == "sqlite":
+                return "1" if value else "0"
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()  # PostgreSQL's driver takes datetimes as they are
+        if isinstance(value, str) and _PLAIN_TEXT.fullmatch(value):
+            return f"'{value}'"
+        return None
+
+    def __call__(self, conn: Connection, rows: Sequence[tuple[Any, ...]],
+                 shared: Mapping[str, Any] | None = None) -> None:
+        """Insert ``rows``: tuples of the columns not in ``shared``, in ``columns`` order."""
         if not rows:
             return
-        sql, converters = self._plan(conn.dialect)
-        if converters:
+        dialect = conn.dialect
+        shared = shared or {}
+        unknown = [name for name in shared if name not in self.columns]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not one of the columns inserted")
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle in ("qmark", "numeric") else "%s"
+        names = [c for c in self.columns if c not in shared]
+        marks = [mark] * len(names)
+        tail: list[Any] = []  # shared values bound with every row
+        for name, value in shared.items():
+            proc = self._processor(dialect, name)
+            if value is not None and proc is not None:
+                value = proc(value)
+            names.append(name)
+            literal = self._literal(value, dialect)
+            if literal is None:
+                marks.append(mark)
+                tail.append(value)
+            else:
+                marks.append(literal)
+        # Names come from the table definition; literals only from _literal.
+        sql = (f"INSERT INTO {quote(self.table.name)} "  # noqa: S608
+               f"({', '.join(quote(c) for c in names)}) VALUES ({', '.join(marks)})")
+        converters = self._converters(dialect, frozenset(shared))
+        extra = tuple(tail)
+        if converters or extra:
             out: list[tuple[Any, ...]] = []
             last: dict[int, tuple[Any, Any]] = {}
             for row in rows:
@@ -208,7 +267,7 @@ class BulkInsert:
                     else:
                         values[i] = converted = proc(v)
                         last[i] = (v, converted)
-                out.append(tuple(values))
+                out.append((*values, *extra))
             rows = out
         conn.exec_driver_sql(sql, list(rows))
 

@@ -309,10 +309,12 @@ class Sharing:
         new = self._new_versions(session, acc.collection_id, checked, successes, failures)
         rcpt_json = orjson.dumps(rcpt).decode() if rcpt else None
         _INSERT_VERSIONS(session.connection(), [
-            (acc.collection_id, "object", v.object_id, v.type, v.spec_version, v.version,
-             v.version_at, now, v.latest, v.first, False, v.revoked, v.tlp,
-             requester.node_id, acc.agreement_id, rcpt_json, len(v.body), v.body, provenance)
-            for v in new])
+            (v.object_id, v.type, v.spec_version, v.version, v.version_at, v.latest, v.first,
+             v.revoked, v.tlp, len(v.body), v.body) for v in new],
+            shared={"collection_id": acc.collection_id, "kind": "object", "date_added": now,
+                    "deleted": False, "origin": requester.node_id,
+                    "received_under": acc.agreement_id, "recipients": rcpt_json,
+                    "provenance": provenance})
         return successes, failures
 
     def _checked(self, obj: object, acc: Access, now: dt.datetime,
