@@ -15,8 +15,11 @@ orjson; no taxii2-client, whose object layer would dominate the figures):
    far it got.
 3. **raw** (``--raw``): the same envelopes parsed and inserted straight into
    SQLite, and read back by rowid, no server (``bench.taxii_raw``); then,
-   reported apart as context (``raw.indexed``, ``comity_ingest_vs_raw_indexed``),
-   the same into a table with the indexes any TAXII collection needs.
+   reported apart as context, the same into a table with the indexes any TAXII
+   collection needs (``raw.indexed``, ``comity_ingest_vs_raw_indexed``), and
+   into a node's own STIX table with no checks (``raw.node``,
+   ``comity_ingest_vs_raw_node``; ``raw_node_ingest_vs_raw`` is the share of
+   the plain baseline that a node's storage layout alone leaves).
 
 No mode flag runs all three. Per target:
 
@@ -78,7 +81,7 @@ import orjson
 from bench import write_results
 from bench.federation import percentile
 from bench.medallion_server import running_medallion
-from bench.taxii_raw import raw_baseline
+from bench.taxii_raw import layout, raw_baseline
 from comity.localnet import LocalNode, free_port
 
 TAXII = "application/taxii+json;version=2.1"
@@ -464,16 +467,16 @@ def run_medallion(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_raw(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"objects": args.objects}
-    for indexed in (False, True):
-        note(f"raw{' (indexed)' if indexed else ''}: ingest and read {args.objects}")
+    for name in ("plain", "indexed", "node"):
+        note(f"raw ({name}): ingest and read {args.objects}")
         tally = IdTally(args.objects)
         result = raw_baseline(envelopes(0, args.objects), args.page_size, args.budget_s,
-                              tally.page, indexed=indexed)
+                              tally.page, table=layout(name))
         result["read"]["check"] = tally.check(result["ingest"]["objects"])
-        if indexed:
-            out["indexed"] = result  # context only: the targets compare with the plain table
-        else:
+        if name == "plain":
             out.update(result)
+        else:
+            out[name] = result  # context only: the targets compare with the plain table
     return out
 
 
@@ -519,6 +522,10 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
               "medallion_ingest_vs_raw": _ratio(mi, ri), "medallion_read_vs_raw": _ratio(mr, rr),
               "comity_ingest_vs_raw_indexed": _ratio(
                   ci, _get(results, "raw", "indexed", "ingest", "objects_per_s")),
+              "comity_ingest_vs_raw_node": _ratio(
+                  ci, _get(results, "raw", "node", "ingest", "objects_per_s")),
+              "raw_node_ingest_vs_raw": _ratio(
+                  _get(results, "raw", "node", "ingest", "objects_per_s"), ri),
               "p95_large_over_small": growth}
     targets = {"comity_ingest>=20000/s": _at_least(ci, 20_000),
                "comity_ingest>=0.5x_raw": _at_least(ci, ri / 2 if ri else None),

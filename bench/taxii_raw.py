@@ -8,7 +8,7 @@ the object's ``modified``, ``date_added`` the envelope's arrival time and
 ``body`` the object re-serialised. No index besides the rowid, no checks, no
 duplicate detection: this is what storing alone costs.
 
-With ``indexed=True`` (reported apart, as context: the targets compare with
+With ``layout="indexed"`` (reported apart, as context: the targets compare with
 the plain table) the table also has a ``type`` column and the two indexes
 any TAXII collection needs to answer its filters in order: a unique index
 on ``(id, version)`` (an object's versions, duplicates refused) and one on
@@ -16,13 +16,21 @@ on ``(id, version)`` (an object's versions, duplicates refused) and one on
 node has these and a third, per collection (its ``seq`` order), besides its
 STIX checks.
 
-Read: pages of ``page_size`` rows ordered by rowid (keyset: ``rowid > last``),
+With ``layout="node"`` (also context) the rows go into a node's own STIX
+table, made from its schema with its three indexes: every column a node
+stores, each version's instant parsed from ``modified``, the collection's
+id on every row; still no checks, no duplicate detection, no server. It is
+the floor of what a node's storage layout costs, apart from all else a node
+does.
+
+Read: pages of ``page_size`` rows in key order (keyset: ``rowid > last``, in
+the node's table ``seq > last`` within the collection),
 each assembled into an envelope's bytes from the stored bodies: what a server
 would send. Parsing those bytes again, as a client would, is timed apart (as
 ``bench.taxii`` times a server's pages apart from parsing them).
 
-Run alone: ``python -m bench.taxii_raw --objects 100000``; ``bench.taxii``
-runs it beside the servers.
+Run alone: ``python -m bench.taxii_raw --objects 100000 [--layout indexed|node]``;
+``bench.taxii`` runs all three beside the servers.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +50,94 @@ import orjson
 
 from bench import write_results
 
-SCHEMA = ("CREATE TABLE objects (id TEXT NOT NULL, version TEXT NOT NULL, "
-          "date_added TEXT NOT NULL, body BLOB NOT NULL)")
-INDEXED_SCHEMA = (
-    "CREATE TABLE objects (id TEXT NOT NULL, type TEXT NOT NULL, version TEXT NOT NULL, "
-    "date_added TEXT NOT NULL, body BLOB NOT NULL)",
-    "CREATE UNIQUE INDEX objects_version ON objects (id, version)",
-    "CREATE INDEX objects_type ON objects (type)",  # the rowid ends every index
-)
+Row = tuple[Any, ...]
 
 
-def connect(path: Path, *, indexed: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    for statement in INDEXED_SCHEMA if indexed else (SCHEMA,):
-        conn.execute(statement)
-    return conn
+@dataclass(frozen=True)
+class Layout:
+    """A table to store into: its DDL, its insert, one object's row, a page's query."""
+
+    name: str
+    ddl: tuple[str, ...]
+    insert: str
+    row: Callable[[dict[str, Any], str], Row]  # (object, date_added text) -> row
+    page: str  # (last key, limit) -> rows of (key, body), in key order
+    store: str
+    now: Callable[[], str]  # the text of an arrival time
+
+    def connect(self, path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        for statement in self.ddl:
+            conn.execute(statement)
+        return conn
+
+
+_STORE = "sqlite WAL synchronous=FULL, one transaction per envelope"
+
+PLAIN = Layout(
+    "plain",
+    ("CREATE TABLE objects (id TEXT NOT NULL, version TEXT NOT NULL, "
+     "date_added TEXT NOT NULL, body BLOB NOT NULL)",),
+    "INSERT INTO objects VALUES (?, ?, ?, ?)",
+    lambda o, added: (o["id"], o["modified"], added, orjson.dumps(o)),
+    "SELECT rowid, body FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
+    _STORE, lambda: _now())
+
+INDEXED = Layout(
+    "indexed",
+    ("CREATE TABLE objects (id TEXT NOT NULL, type TEXT NOT NULL, version TEXT NOT NULL, "
+     "date_added TEXT NOT NULL, body BLOB NOT NULL)",
+     "CREATE UNIQUE INDEX objects_version ON objects (id, version)",
+     "CREATE INDEX objects_type ON objects (type)"),  # the rowid ends every index
+    "INSERT INTO objects VALUES (?, ?, ?, ?, ?)",
+    lambda o, added: (o["id"], o["type"], o["modified"], added, orjson.dumps(o)),
+    "SELECT rowid, body FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
+    _STORE + ", unique (id, version) and (type) indexes", lambda: _now())
+
+
+def node_layout() -> Layout:
+    """A node's own STIX table (from its schema), filled as a node fills it, minus the checks."""
+    from sqlalchemy import Table
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from comity.db import UTCDateTime
+    from comity.sharing.models import StixObject
+
+    table = StixObject.__table__
+    assert isinstance(table, Table)
+    dialect = sqlite.dialect()
+    ddl = (str(CreateTable(table).compile(dialect=dialect)),
+           *(str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes))
+    columns = [c.name for c in table.columns if c.name != "seq"]
+    instant = UTCDateTime().bind_processor(dialect)
+    assert instant is not None
+    collection = "6f1c3a8e-2b4d-4e5f-9a7b-0c1d2e3f4a5b"
+
+    def row(o: dict[str, Any], added: str) -> Row:
+        body = orjson.dumps(o)
+        at = dt.datetime.fromisoformat(o["modified"])
+        return (collection, "object", o["id"], o["type"], o.get("spec_version", "2.1"),
+                o["modified"], instant(at), added, True, True, False, False, None, None, None,
+                None, len(body), body, None)
+
+    assert len(columns) == len(row({"id": "x", "type": "x", "modified": "2026-01-01T00:00:00Z"},
+                                   ""))
+    return Layout(
+        "node", ddl,
+        f"INSERT INTO stix_objects ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})",
+        row,
+        f"SELECT seq, body FROM stix_objects WHERE collection_id = '{collection}' "
+        "AND seq > ? ORDER BY seq LIMIT ?",
+        _STORE + ", a node's STIX table and its three indexes",
+        lambda: instant(dt.datetime.now(dt.UTC)))
+
+
+def layout(name: str) -> Layout:
+    return {"plain": PLAIN, "indexed": INDEXED}.get(name) or node_layout()
 
 
 def _now() -> str:
@@ -65,28 +145,22 @@ def _now() -> str:
 
 
 def ingest(conn: sqlite3.Connection, envelopes: Iterable[bytes],
-           deadline: float, *, indexed: bool = False) -> dict[str, Any]:
+           deadline: float, table: Layout = PLAIN) -> dict[str, Any]:
     """Store every envelope's objects, one transaction per envelope, until ``deadline``.
 
     Only the parsing and the transactions are timed, not producing the envelopes.
     """
     elapsed, stored, done = 0.0, 0, True
-    insert = ("INSERT INTO objects VALUES (?, ?, ?, ?, ?)" if indexed
-              else "INSERT INTO objects VALUES (?, ?, ?, ?)")
+    row = table.row
     for envelope in envelopes:
         if time.monotonic() > deadline:
             done = False
             break
         t = time.perf_counter()
-        added = _now()
-        objects = orjson.loads(envelope)["objects"]
-        rows: list[tuple[Any, ...]]
-        if indexed:
-            rows = [(o["id"], o["type"], o["modified"], added, orjson.dumps(o)) for o in objects]
-        else:
-            rows = [(o["id"], o["modified"], added, orjson.dumps(o)) for o in objects]
+        added = table.now()
+        rows = [row(o, added) for o in orjson.loads(envelope)["objects"]]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(insert, rows)
+        conn.executemany(table.insert, rows)
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - t
         stored += len(rows)
@@ -95,8 +169,9 @@ def ingest(conn: sqlite3.Connection, envelopes: Iterable[bytes],
 
 
 def read(conn: sqlite3.Connection, page_size: int, deadline: float,
-         on_page: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
-    """Read every object back in rowid order, ``page_size`` at a time, until ``deadline``.
+         on_page: Callable[[list[dict[str, Any]]], None] | None = None,
+         table: Layout = PLAIN) -> dict[str, Any]:
+    """Read every object back in key order, ``page_size`` at a time, until ``deadline``.
 
     Timed per page: the query and assembling the envelope's bytes (what a
     server sends). Parsing the page again, as a client would, is timed apart.
@@ -107,8 +182,7 @@ def read(conn: sqlite3.Connection, page_size: int, deadline: float,
             done = False
             break
         t = time.perf_counter()
-        rows = conn.execute("SELECT rowid, body FROM objects WHERE rowid > ? ORDER BY rowid "
-                            "LIMIT ?", (last, page_size)).fetchall()
+        rows = conn.execute(table.page, (last, page_size)).fetchall()
         more = b"true" if len(rows) == page_size else b"false"
         envelope = (b'{"more":' + more + b',"objects":[' + b",".join(r[1] for r in rows)
                     + b"]}")
@@ -130,24 +204,21 @@ def read(conn: sqlite3.Connection, page_size: int, deadline: float,
 
 def raw_baseline(envelopes: Iterable[bytes], page_size: int, budget_s: float,
                  on_page: Callable[[list[dict[str, Any]]], None] | None = None,
-                 directory: Path | None = None, *, indexed: bool = False) -> dict[str, Any]:
-    """Ingest ``envelopes`` into a fresh SQLite file, then read it all back.
+                 directory: Path | None = None, *, table: Layout = PLAIN) -> dict[str, Any]:
+    """Ingest ``envelopes`` into a fresh SQLite file laid out as ``table``, then read it back.
 
     Each of the two phases stops after ``budget_s`` seconds and says so
     (``completed: false``). ``on_page`` sees every page read (for the id
     check); the temporary database is removed afterwards.
     """
     with tempfile.TemporaryDirectory(prefix="comity-bench-taxii-raw-", dir=directory) as tmp:
-        conn = connect(Path(tmp) / "raw.db", indexed=indexed)
+        conn = table.connect(Path(tmp) / "raw.db")
         try:
-            ing = ingest(conn, envelopes, time.monotonic() + budget_s, indexed=indexed)
-            got = read(conn, page_size, time.monotonic() + budget_s, on_page)
+            ing = ingest(conn, envelopes, time.monotonic() + budget_s, table)
+            got = read(conn, page_size, time.monotonic() + budget_s, on_page, table)
         finally:
             conn.close()
-    store = "sqlite WAL synchronous=FULL, one transaction per envelope"
-    if indexed:
-        store += ", unique (id, version) and (type) indexes"
-    return {"store": store, "ingest": ing, "read": got}
+    return {"store": table.store, "ingest": ing, "read": got}
 
 
 def main() -> None:
@@ -157,11 +228,13 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--budget-s", type=float, default=1800, help="per phase")
+    ap.add_argument("--layout", choices=("plain", "indexed", "node"), default="plain",
+                    help="the table stored into (see the module's documentation)")
     ap.add_argument("--out", type=Path, help="write the result here as JSON")
     args = ap.parse_args()
     tally = IdTally(args.objects)
     result = raw_baseline(envelopes(0, args.objects, ENVELOPE), args.page_size, args.budget_s,
-                          tally.page)
+                          tally.page, table=layout(args.layout))
     result["read"]["check"] = tally.check(result["ingest"]["objects"])
     result = {"benchmark": "taxii-raw", "objects": args.objects, "page_size": args.page_size,
               **result}
