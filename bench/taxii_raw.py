@@ -19,7 +19,9 @@ STIX checks.
 With ``layout="node"`` (also context) the rows go into a node's own STIX
 table, made from its schema with its three indexes: every column a node
 stores, each version's instant parsed from ``modified``, the collection's
-id on every row; still no checks, no duplicate detection, no server. It is
+id on every row, the values an envelope's rows share written into the
+statement as a node writes them; still no checks, no duplicate detection, no
+server. It is
 the floor of what a node's storage layout costs, apart from all else a node
 does.
 
@@ -59,7 +61,7 @@ class Layout:
 
     name: str
     ddl: tuple[str, ...]
-    insert: str
+    insert: Callable[[str], str]  # (date_added text) -> the statement of one envelope
     row: Callable[[dict[str, Any], str], Row]  # (object, date_added text) -> row
     page: str  # (last key, limit) -> rows of (key, body), in key order
     store: str
@@ -80,7 +82,7 @@ PLAIN = Layout(
     "plain",
     ("CREATE TABLE objects (id TEXT NOT NULL, version TEXT NOT NULL, "
      "date_added TEXT NOT NULL, body BLOB NOT NULL)",),
-    "INSERT INTO objects VALUES (?, ?, ?, ?)",
+    lambda _added: "INSERT INTO objects VALUES (?, ?, ?, ?)",
     lambda o, added: (o["id"], o["modified"], added, orjson.dumps(o)),
     "SELECT rowid, body FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
     _STORE, lambda: _now())
@@ -91,7 +93,7 @@ INDEXED = Layout(
      "date_added TEXT NOT NULL, body BLOB NOT NULL)",
      "CREATE UNIQUE INDEX objects_version ON objects (id, version)",
      "CREATE INDEX objects_type ON objects (type)"),  # the rowid ends every index
-    "INSERT INTO objects VALUES (?, ?, ?, ?, ?)",
+    lambda _added: "INSERT INTO objects VALUES (?, ?, ?, ?, ?)",
     lambda o, added: (o["id"], o["type"], o["modified"], added, orjson.dumps(o)),
     "SELECT rowid, body FROM objects WHERE rowid > ? ORDER BY rowid LIMIT ?",
     _STORE + ", unique (id, version) and (type) indexes", lambda: _now())
@@ -111,25 +113,31 @@ def node_layout() -> Layout:
     dialect = sqlite.dialect()
     ddl = (str(CreateTable(table).compile(dialect=dialect)),
            *(str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes))
-    columns = [c.name for c in table.columns if c.name != "seq"]
     instant = UTCDateTime().bind_processor(dialect)
     assert instant is not None
     collection = "6f1c3a8e-2b4d-4e5f-9a7b-0c1d2e3f4a5b"
+    # As a node writes them: what every row of an envelope shares is a literal of
+    # the statement (db.BulkInsert's ``shared``), the rest is bound per row.
+    bound = ("object_id", "type", "spec_version", "version", "version_at", "latest", "first",
+             "revoked", "tlp", "size", "body")
+    shared = ("collection_id", "kind", "date_added", "deleted", "origin", "received_under",
+              "recipients", "provenance")
+    assert set(bound) | set(shared) == {c.name for c in table.columns} - {"seq"}
 
-    def row(o: dict[str, Any], added: str) -> Row:
+    def insert(added: str) -> str:
+        literals = (f"'{collection}'", "'object'", f"'{added}'", "0", "NULL", "NULL", "NULL",
+                    "NULL")
+        return (f"INSERT INTO stix_objects ({', '.join(bound + shared)}) "
+                f"VALUES ({', '.join(('?',) * len(bound) + literals)})")
+
+    def row(o: dict[str, Any], _added: str) -> Row:
         body = orjson.dumps(o)
         at = dt.datetime.fromisoformat(o["modified"])
-        return (collection, "object", o["id"], o["type"], o.get("spec_version", "2.1"),
-                o["modified"], instant(at), added, True, True, False, False, None, None, None,
-                None, len(body), body, None)
+        return (o["id"], o["type"], o.get("spec_version", "2.1"), o["modified"], instant(at),
+                True, True, False, None, len(body), body)
 
-    assert len(columns) == len(row({"id": "x", "type": "x", "modified": "2026-01-01T00:00:00Z"},
-                                   ""))
     return Layout(
-        "node", ddl,
-        f"INSERT INTO stix_objects ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))})",
-        row,
+        "node", ddl, insert, row,
         f"SELECT seq, body FROM stix_objects WHERE collection_id = '{collection}' "
         "AND seq > ? ORDER BY seq LIMIT ?",
         _STORE + ", a node's STIX table and its three indexes",
@@ -160,7 +168,7 @@ def ingest(conn: sqlite3.Connection, envelopes: Iterable[bytes],
         added = table.now()
         rows = [row(o, added) for o in orjson.loads(envelope)["objects"]]
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(table.insert, rows)
+        conn.executemany(table.insert(added), rows)
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - t
         stored += len(rows)
