@@ -470,6 +470,27 @@ def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.commit()
 
 
+@contextmanager
+def snapshot_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only transaction that sees one snapshot throughout, on both backends.
+
+    For long reads that must be consistent across many queries (verifying the
+    log, exporting a collection page by page). SQLite's read transaction is
+    one snapshot already; PostgreSQL's READ COMMITTED takes one per statement,
+    so this asks it for REPEATABLE READ. Nothing is written; it ends with a
+    rollback.
+    """
+    with factory() as session:
+        options: dict[str, Any] = {READ_ONLY: True}
+        if session.get_bind().dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        session.connection(execution_options=options)
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` with Alembic."""
     from alembic import command

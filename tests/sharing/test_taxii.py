@@ -252,3 +252,82 @@ def test_statuses_are_kept_and_private(fed: LocalFederation, node: PeerNode) -> 
     fed.clock.advance(dt.timedelta(days=2).total_seconds())
     post_local(fed, node, cid, indicator(3))
     assert fed.http.get(url, headers=local_headers(node)).status_code == 404
+
+
+def test_arrival_time_is_read_under_the_collection_lock(fed: LocalFederation,
+                                                         node: PeerNode) -> None:
+    """date_added grows in commit order: it is read after the collection's row lock.
+
+    A time read before the lock could be older than that of a writer that
+    got the lock first and committed; a client polling with added_after
+    the last page's X-TAXII-Date-Added-Last would then never see the objects.
+    """
+    from sqlalchemy import event, select
+
+    from comity.sharing.models import StixObject
+    from comity.sharing.policy import Requester
+
+    cid = create_collection(node)["id"]
+    sharing = node.node.sharing
+    events: list[tuple[str, object]] = []
+
+    class Ticking:
+        """Every reading a microsecond later, each one noted where it happened."""
+
+        def __init__(self) -> None:
+            self.at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+        def now(self) -> dt.datetime:
+            self.at += dt.timedelta(microseconds=1)
+            events.append(("clock", self.at))
+            return self.at
+
+    def statement(_conn: object, _cursor: object, sql: str, *_rest: object) -> None:
+        if sql.lstrip().upper().startswith("UPDATE SHARING_COLLECTIONS"):
+            events.append(("lock", sql))
+
+    engine = node.node.engine
+    real = sharing.clock
+    sharing.clock = Ticking()
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        sharing.add_objects(cid, [indicator(1)], Requester(None))
+        sharing.delete_object(cid, indicator(1)["id"], Requester(None), ("all",))
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        sharing.clock = real
+    with node.node.sessions() as session:
+        added = list(session.execute(select(StixObject.kind, StixObject.date_added)
+                                     .where(StixObject.collection_id == cid)
+                                     .order_by(StixObject.seq)))
+    assert [kind for kind, _ in added] == ["object", "delete"]
+    locks = [i for i, (what, _) in enumerate(events) if what == "lock"]
+    reads = [events.index(("clock", at)) for _, at in added]
+    assert len(locks) == 2
+    # Each write's arrival time was read after its own lock, before the next write's.
+    assert locks[0] < reads[0] < locks[1] < reads[1]
+
+
+def test_an_export_is_one_snapshot_while_the_collection_changes(fed: LocalFederation,
+                                                                 node: PeerNode) -> None:
+    """Objects changed during an export appear in it once each, as they were at its start."""
+    import orjson
+
+    from comity.sharing.policy import Requester
+    from comity.sharing.services import export_objects
+
+    cid = create_collection(node)["id"]
+    post_local(fed, node, cid, *(indicator(n) for n in range(6)))
+    stream = export_objects(node.node.sharing, cid, Requester(None), page_size=2)
+    first = [orjson.loads(next(stream)) for _ in range(2)]
+    # Meanwhile: a new version of an object already exported, one object
+    # deleted before the export reaches it, and a new object.
+    post_local(fed, node, cid, indicator(int(first[0]["name"].split()[-1]),
+                                         modified="2026-11-02T00:00:00.000Z"), indicator(9))
+    gone = next(indicator(n)["id"] for n in range(6)
+                if indicator(n)["id"] not in {o["id"] for o in first})
+    node.node.sharing.delete_object(cid, gone, Requester(None), ("all",))
+    rest = [orjson.loads(b) for b in stream]
+    exported = first + rest
+    assert sorted(o["id"] for o in exported) == sorted(indicator(n)["id"] for n in range(6))
+    assert {o["modified"] for o in exported} == {T0}

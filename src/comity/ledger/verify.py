@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from comity.db import READ_ONLY
+from comity.db import snapshot_scope
 from comity.hazmat import merkle
 from comity.hazmat.merkle import HASH_SIZE
 from comity.hazmat.note import (
@@ -137,15 +137,8 @@ def verify_log(node: Node, *, progress: Callable[[int, int], None] | None = None
         The report; ``report.ok`` is False if anything is damaged.
     """
     verifiers = _log_verifiers(node.local.chain)
-    with node.sessions() as session:
-        options: dict[str, Any] = {READ_ONLY: True}
-        if session.get_bind().dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"  # one snapshot throughout
-        session.connection(execution_options=options)
-        try:
-            return _Verification(session, node.ledger.origin, verifiers, progress).run()
-        finally:
-            session.rollback()
+    with snapshot_scope(node.sessions) as session:
+        return _Verification(session, node.ledger.origin, verifiers, progress).run()
 
 
 def _log_verifiers(chain: Iterable[NodeCard]) -> list[NoteVerifier]:

@@ -384,8 +384,8 @@ class Publisher:
         return outcomes
 
     def _publish_to(self, client: httpx.Client, peer_id: str) -> str:
-        head = self.ledger.head()
         with read_scope(self.sessions) as session:
+            head = self.ledger.head(session)  # the snapshot the progress is read in
             peer = get_peer(session, peer_id)
             card = peer_card(peer)
             progress = session.get(WitnessProgress, peer_id)

@@ -42,7 +42,7 @@ from comity.agreements.schemas import TLP
 from comity.agreements.services import list_agreements
 from comity.clock import Clock, format_ts
 from comity.config import Settings
-from comity.db import BulkInsert, PreparedSelect, read_scope, session_scope
+from comity.db import BulkInsert, PreparedSelect, session_scope, snapshot_scope
 from comity.hazmat.keys import b64d, b64e
 from comity.identity.services import IdentityHolder
 from comity.sharing.errors import (
@@ -306,12 +306,19 @@ class Sharing:
         session.execute(update(SharingCollection).where(
             SharingCollection.collection_id == acc.collection_id).values(
             writes=SharingCollection.writes + 1))
+        # The arrival time is read under that lock, so it grows in commit order
+        # too: a time read before it could be older than a commit that got the
+        # lock first, and a client polling with added_after would skip it.
+        added = self.clock.now()
+        for v in checked:
+            if v.versionless:  # an SCO's version is when the collection got it
+                v.version, v.version_at = format_ts(added), added
         new = self._new_versions(session, acc.collection_id, checked, successes, failures)
         rcpt_json = orjson.dumps(rcpt).decode() if rcpt else None
         _INSERT_VERSIONS(session.connection(), [
             (v.object_id, v.type, v.spec_version, v.version, v.version_at, v.latest, v.first,
              v.revoked, v.tlp, len(v.body), v.body) for v in new],
-            shared={"collection_id": acc.collection_id, "kind": "object", "date_added": now,
+            shared={"collection_id": acc.collection_id, "kind": "object", "date_added": added,
                     "deleted": False, "origin": requester.node_id,
                     "received_under": acc.agreement_id, "recipients": rcpt_json,
                     "provenance": provenance})
@@ -422,7 +429,6 @@ class Sharing:
         Raises:
             ObjectNotFoundError, TaxiiForbiddenError
         """
-        now = self.clock.now()
         with session_scope(self.sessions) as session:
             if check_access:
                 acc = self.access(session, requester, collection_id)
@@ -431,6 +437,7 @@ class Sharing:
             session.execute(update(SharingCollection).where(
                 SharingCollection.collection_id == collection_id).values(
                 writes=SharingCollection.writes + 1))
+            now = self.clock.now()  # under the collection's lock, as in ingest
             q = select(StixObject).where(
                 StixObject.collection_id == collection_id, IS_OBJECT,
                 StixObject.deleted.is_(False), StixObject.object_id == object_id)
@@ -736,16 +743,20 @@ def status_view(status_id: str, at: dt.datetime, total: int,
 
 def export_objects(sharing: Sharing, collection_id: str, requester: Requester, *,
                    page_size: int = 1000) -> Iterable[bytes]:
-    """The latest version of every object the requester may have, page by page (streamed)."""
+    """The latest version of every object the requester may have, page by page (streamed).
+
+    All pages come from one snapshot: a version added or deleted meanwhile
+    would otherwise put an object in the export twice, or leave it out.
+    """
     token: str | None = None
     filters = Filters()
-    while True:
-        with read_scope(sharing.sessions) as session:
-            acc = sharing.access(session, requester, collection_id)
+    with snapshot_scope(sharing.sessions) as session:
+        acc = sharing.access(session, requester, collection_id)
+        while True:
             page = sharing.page(session, acc, requester, filters, limit=page_size,
                                 next_token=token, columns=[StixObject.body])
-        for _, body in page.rows:
-            yield bytes(body)
-        if not page.more:
-            return
-        token = page.next
+            for _, body in page.rows:
+                yield bytes(body)
+            if not page.more:
+                return
+            token = page.next
