@@ -81,7 +81,7 @@ import orjson
 from bench import write_results
 from bench.federation import percentile
 from bench.medallion_server import running_medallion
-from bench.taxii_raw import layout, raw_baseline
+from bench.taxii_raw import LAYOUTS, layout, raw_baseline
 from comity.localnet import LocalNode, free_port
 
 TAXII = "application/taxii+json;version=2.1"
@@ -467,7 +467,7 @@ def run_medallion(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_raw(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"objects": args.objects}
-    for name in ("plain", "indexed", "node"):
+    for name in LAYOUTS:
         note(f"raw ({name}): ingest and read {args.objects}")
         tally = IdTally(args.objects)
         result = raw_baseline(envelopes(0, args.objects), args.page_size, args.budget_s,

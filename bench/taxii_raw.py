@@ -21,9 +21,8 @@ table, made from its schema with its three indexes: every column a node
 stores, each version's instant parsed from ``modified``, the collection's
 id on every row, the values an envelope's rows share written into the
 statement as a node writes them; still no checks, no duplicate detection, no
-server. It is
-the floor of what a node's storage layout costs, apart from all else a node
-does.
+server. It is the floor of what a node's storage layout costs, apart from all
+else a node does.
 
 Read: pages of ``page_size`` rows in key order (keyset: ``rowid > last``, in
 the node's table ``seq > last`` within the collection),
@@ -59,7 +58,6 @@ Row = tuple[Any, ...]
 class Layout:
     """A table to store into: its DDL, its insert, one object's row, a page's query."""
 
-    name: str
     ddl: tuple[str, ...]
     insert: Callable[[str], str]  # (date_added text) -> the statement of one envelope
     row: Callable[[dict[str, Any], str], Row]  # (object, date_added text) -> row
@@ -79,7 +77,6 @@ class Layout:
 _STORE = "sqlite WAL synchronous=FULL, one transaction per envelope"
 
 PLAIN = Layout(
-    "plain",
     ("CREATE TABLE objects (id TEXT NOT NULL, version TEXT NOT NULL, "
      "date_added TEXT NOT NULL, body BLOB NOT NULL)",),
     lambda _added: "INSERT INTO objects VALUES (?, ?, ?, ?)",
@@ -88,7 +85,6 @@ PLAIN = Layout(
     _STORE, lambda: _now())
 
 INDEXED = Layout(
-    "indexed",
     ("CREATE TABLE objects (id TEXT NOT NULL, type TEXT NOT NULL, version TEXT NOT NULL, "
      "date_added TEXT NOT NULL, body BLOB NOT NULL)",
      "CREATE UNIQUE INDEX objects_version ON objects (id, version)",
@@ -137,15 +133,21 @@ def node_layout() -> Layout:
                 True, True, False, None, len(body), body)
 
     return Layout(
-        "node", ddl, insert, row,
+        ddl, insert, row,
         f"SELECT seq, body FROM stix_objects WHERE collection_id = '{collection}' "
         "AND seq > ? ORDER BY seq LIMIT ?",
         _STORE + ", a node's STIX table and its three indexes",
         lambda: instant(dt.datetime.now(dt.UTC)))
 
 
+# By name; the node's is made on demand (it imports the node's schema).
+LAYOUTS: dict[str, Callable[[], Layout]] = {
+    "plain": lambda: PLAIN, "indexed": lambda: INDEXED, "node": node_layout}
+
+
 def layout(name: str) -> Layout:
-    return {"plain": PLAIN, "indexed": INDEXED}.get(name) or node_layout()
+    """The layout called ``name`` (a key of :data:`LAYOUTS`)."""
+    return LAYOUTS[name]()
 
 
 def _now() -> str:
@@ -236,7 +238,7 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--budget-s", type=float, default=1800, help="per phase")
-    ap.add_argument("--layout", choices=("plain", "indexed", "node"), default="plain",
+    ap.add_argument("--layout", choices=tuple(LAYOUTS), default="plain",
                     help="the table stored into (see the module's documentation)")
     ap.add_argument("--out", type=Path, help="write the result here as JSON")
     args = ap.parse_args()
